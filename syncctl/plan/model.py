@@ -1,0 +1,146 @@
+"""The plan: pure data. Renderers read it; the applier acts on ``action``, never on ``reason``.
+
+In memory a Change holds real attribute values (the applier needs them). Values of attributes
+a policy marks with ``Redact()`` are listed in ``AttributeChange.redacted`` and every renderer
+and the plan file show them as ``"(redacted)"``. Values that only exist at apply time
+(``Guid()``, ``Now()``, ``RandomString()`` on create) are ``Deferred`` objects (see
+``syncctl.expressions``) shown as ``"(known after apply)"``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+REDACTED = "(redacted)"
+KNOWN_AFTER_APPLY = "(known after apply)"
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DISABLE = "disable"
+    ENABLE = "enable"
+    DELETE = "delete"
+    ADOPT = "adopt"
+    ADD = "add"  # membership
+    REMOVE = "remove"  # membership
+
+
+class Reason(StrEnum):
+    """Stable snake_case codes that explain a change to people."""
+
+    ENTERED_SCOPE = "entered_scope"
+    ATTRIBUTES_CHANGED = "attributes_changed"
+    OUT_OF_SCOPE = "out_of_scope"
+    DISABLED_IN_SOURCE = "disabled_in_source"
+    SOFT_DELETED = "soft_deleted"
+    HARD_DELETED = "hard_deleted"
+    DELETE_AFTER_ELAPSED = "delete_after_elapsed"
+    RE_ENTERED_SCOPE = "re_entered_scope"
+    MATCHED_EXISTING = "matched_existing"
+    MEMBER_IN_SCOPE = "member_in_scope"
+    MEMBER_LEFT = "member_left"
+    GROUP_LEFT_SCOPE = "group_left_scope"
+    DRIFT_ON_TARGET = "drift_on_target"  # the target was edited outside syncctl
+
+
+class ChangeKind(StrEnum):
+    USER = "user"
+    GROUP = "group"
+    MEMBERSHIP = "membership"
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeChange:
+    path: str  # flat SCIM path
+    before: Any
+    after: Any
+    redacted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    address: str  # "user/<userName>", "group/<displayName>", "membership/<group>/<user>"
+    kind: ChangeKind
+    action: Action
+    reason: Reason
+    source_id: str | None = None  # Entra object id (users, groups)
+    target_id: str | None = None  # None until created
+    attributes: tuple[AttributeChange, ...] = ()  # create: every attribute; update: changed ones
+    version: str | None = None  # target version read at plan time (stale checks, If-Match)
+    group: str | None = None  # membership: Entra id of the group
+    user: str | None = None  # membership: Entra id of the user
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    check: str  # "max_deletes" | "max_disables" | "all_managed"
+    limit: int
+    planned: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectError:
+    """An object the planner could not map; it is left untouched this run."""
+
+    address: str
+    message: str
+
+
+SUMMARY_KEYS = ("create", "update", "disable", "enable", "delete", "adopt", "member_add",
+                "member_remove")
+
+
+def summarize(changes: tuple[Change, ...]) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    for change in changes:
+        if change.kind is ChangeKind.MEMBERSHIP:
+            counts["member_" + change.action.value] += 1
+        else:
+            counts[change.action.value] += 1
+    return {key: counts[key] for key in SUMMARY_KEYS}
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyPlan:
+    name: str
+    policy_sha256: str
+    tenant: str
+    target: dict[str, Any]  # {"type": ..., "path" | "url": ...}: no secrets
+    fingerprints: dict[str, str]  # {"source": ..., "target": ...}
+    changes: tuple[Change, ...]  # sorted by (kind, address)
+    unmanaged: tuple[str, ...] = ()  # addresses of target objects syncctl does not own
+    refused: Refusal | None = None
+    errors: tuple[ObjectError, ...] = ()
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return summarize(self.changes)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.changes
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    policies: tuple[PolicyPlan, ...]
+    syncctl_version: str
+    created_at: str  # ISO 8601 UTC; the only field that differs between equal plans
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return summarize(tuple(c for p in self.policies for c in p.changes))
+
+    @property
+    def is_empty(self) -> bool:
+        return all(p.is_empty for p in self.policies)
+
+    @property
+    def refused(self) -> bool:
+        return any(p.refused is not None for p in self.policies)

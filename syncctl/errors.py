@@ -139,6 +139,10 @@ class StalePlanError(SyncctlError):
     exit_code = EXIT_REFUSED
 
 
+class PlanFileError(SyncctlError):
+    """A saved plan file that is not valid JSON or does not match schemas/plan.schema.json."""
+
+
 class LockHeldError(SyncctlError):
     """Another run holds the policy's lock."""
 

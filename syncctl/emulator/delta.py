@@ -1,0 +1,399 @@
+"""``/users/delta`` and ``/groups/delta`` (delta-query-overview.md, delta-query-groups.md).
+
+A round starts with a request without ``$skiptoken``: the emulator computes every page of the
+round at once (so a round is a consistent cut of the change log), hands out ``$skiptoken``
+nextLinks for the pages and a ``$deltatoken`` deltaLink on the last one. The delta token
+remembers the change-log position; the next round reports what changed after it:
+updated objects (all selected properties, or only changed ones with ``Prefer:
+return=minimal``), ``@removed`` with reason ``changed`` (soft delete, restorable) or
+``deleted`` (gone for good), and ``members@delta`` additions and removals. A group with more
+members than ``member_chunk`` repeats on following pages with the next slice of members.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import quote
+
+from syncctl.emulator.odata import parse_filter, parse_select
+from syncctl.emulator.projection import project
+from syncctl.emulator.request import GraphRequest
+from syncctl.emulator.responses import GraphRequestError, Response, graph_error, json_response
+from syncctl.emulator.schema import GROUP_PROPERTIES, ODATA_TYPE, USER_PROPERTIES
+from syncctl.emulator.tenant import ChangeOp, EmulatorTenant
+
+TOKEN_LIFETIME = timedelta(days=7)  # directory objects (delta-query-overview.md)
+_ROUND_LIMIT = 500
+_MAX_FILTER_IDS = 50
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaToken:
+    resource: str  # "users" | "groups"
+    seq: int  # change-log position this token reports from
+    prev: int  # where the round that issued it started (for replays)
+    epoch: int  # bumped by expire_tokens()
+    issued: float  # tenant clock, POSIX seconds
+    select: tuple[str, ...] | None
+    id_filter: str | None
+
+    def encode(self) -> str:
+        raw = json.dumps(
+            [
+                self.resource,
+                self.seq,
+                self.prev,
+                self.epoch,
+                self.issued,
+                self.select,
+                self.id_filter,
+            ],
+            separators=(",", ":"),
+        ).encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    @classmethod
+    def decode(cls, text: str) -> DeltaToken:
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            resource, seq, prev, epoch, issued, select, id_filter = json.loads(raw)
+            return cls(
+                str(resource),
+                int(seq),
+                int(prev),
+                int(epoch),
+                float(issued),
+                tuple(select) if select is not None else None,
+                id_filter,
+            )
+        except (ValueError, TypeError):
+            raise GraphRequestError(
+                400, "The delta token is malformed.", "Request_BadRequest"
+            ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaRound:
+    resource: str
+    pages: tuple[tuple[dict[str, Any], ...], ...]
+    context: str
+    delta_token: str
+
+
+@dataclass(slots=True)
+class _Entry:
+    base: dict[str, Any]
+    members: list[dict[str, Any]] | None  # None: no members@delta on this object
+
+
+class DeltaEngine:
+    def __init__(self, tenant: EmulatorTenant, base_url: str) -> None:
+        self.tenant = tenant
+        self.base_url = base_url
+        self.epoch = 0
+        self.page_size = 100  # objects per page unless Prefer: odata.maxpagesize
+        self.member_chunk = 100  # members@delta entries per group entry
+        self.replay_next = False
+        self._rounds: OrderedDict[str, DeltaRound] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def expire_tokens(self) -> None:
+        with self._lock:
+            self.epoch += 1
+
+    def replay(self) -> None:
+        """The next incremental round also re-sends the previous round's changes, as Graph
+        may (delta-query-overview.md: "replays")."""
+        with self._lock:
+            self.replay_next = True
+
+    # ---- entry point --------------------------------------------------------------------
+    def handle(self, request: GraphRequest, resource: str) -> Response:
+        query = request.query
+        if "$skiptoken" in query:
+            return self._next_page(resource, query["$skiptoken"])
+        for option in ("$top", "$orderby", "$expand"):
+            if option in query:
+                raise GraphRequestError(
+                    400,
+                    f"The query option '{option}' is not supported with delta queries.",
+                    "Request_UnsupportedQuery",
+                )
+        token_text = query.get("$deltatoken", query.get("$deltaToken"))
+        if token_text:
+            if token_text == "latest":
+                token = self._new_token(request, resource, prev=self.tenant.seq)
+                round_ = DeltaRound(
+                    resource, ((),), self._context(resource, token.select), token.encode()
+                )
+                return self._serve(round_, self._store(round_), 0)
+            token = DeltaToken.decode(token_text)
+            if token.resource != resource:
+                raise GraphRequestError(
+                    400, "The delta token belongs to another resource.", "Request_BadRequest"
+                )
+            gone = self._expired(token)
+            if gone is not None:
+                return gone
+            start = token.seq
+            with self._lock:
+                if self.replay_next:
+                    start, self.replay_next = token.prev, False
+            round_ = self._incremental(request, token, start)
+        else:
+            round_ = self._initial(request, resource)
+        return self._serve(round_, self._store(round_), 0)
+
+    # ---- rounds ---------------------------------------------------------------------------
+    def _new_token(self, request: GraphRequest, resource: str, prev: int) -> DeltaToken:
+        known = set(USER_PROPERTIES if resource == "users" else GROUP_PROPERTIES)
+        known.add("manager" if resource == "users" else "members")
+        type_name = "microsoft.graph.user" if resource == "users" else "microsoft.graph.group"
+        select = parse_select(request.query.get("$select"), frozenset(known), type_name)
+        id_filter = request.query.get("$filter")
+        if id_filter:
+            parsed = parse_filter(id_filter, frozenset({"id"}), type_name)
+            if id_filter.lower().count(" eq ") > _MAX_FILTER_IDS or parsed.advanced:
+                raise GraphRequestError(
+                    400,
+                    f"Delta $filter supports up to {_MAX_FILTER_IDS} 'id eq' clauses "
+                    "joined by 'or'.",
+                    "Request_UnsupportedQuery",
+                )
+        return DeltaToken(
+            resource,
+            self.tenant.seq,
+            prev,
+            self.epoch,
+            self.tenant.now().timestamp(),
+            select,
+            id_filter or None,
+        )
+
+    def _initial(self, request: GraphRequest, resource: str) -> DeltaRound:
+        with self.tenant.lock:
+            self.tenant.purge_expired()
+            token = self._new_token(request, resource, prev=0)
+            keep = self._id_predicate(token)
+            entries: list[_Entry] = []
+            kind = "user" if resource == "users" else "group"
+            live = self.tenant.users if kind == "user" else self.tenant.groups
+            deleted = self.tenant.deleted_users if kind == "user" else self.tenant.deleted_groups
+            for object_id in sorted(set(live) | set(deleted)):
+                if not keep(object_id):
+                    continue
+                if object_id in deleted:
+                    entries.append(_Entry(_removed(object_id, "changed"), None))
+                    continue
+                base = project(live[object_id], kind, _props(token.select), always_id=True)
+                members = None
+                if kind == "group" and _tracks_members(token.select):
+                    members = [
+                        {"@odata.type": ODATA_TYPE[self.tenant.kind_of(m) or "user"], "id": m}
+                        for m in self.tenant.live_members(object_id)
+                    ] or None
+                entries.append(_Entry(base, members))
+        return self._paginate(resource, token, entries, request)
+
+    def _incremental(self, request: GraphRequest, token: DeltaToken, start: int) -> DeltaRound:
+        kind = "user" if token.resource == "users" else "group"
+        minimal = (request.prefer("return") or "").lower() == "minimal"
+        with self.tenant.lock:
+            self.tenant.purge_expired()
+            keep = self._id_predicate(token)
+            ops: dict[str, set[ChangeOp]] = {}
+            changed: dict[str, set[str]] = {}
+            members: dict[str, dict[str, tuple[ChangeOp, str]]] = {}
+            for change in self.tenant.changes[start:]:
+                if change.kind != kind or not keep(change.object_id):
+                    continue
+                ops.setdefault(change.object_id, set()).add(change.op)
+                changed.setdefault(change.object_id, set()).update(change.properties)
+                if change.member_id is not None:
+                    members.setdefault(change.object_id, {})[change.member_id] = (
+                        change.op,
+                        change.member_kind or "user",
+                    )
+            new_token = DeltaToken(
+                token.resource,
+                self.tenant.seq,
+                start,
+                self.epoch,
+                self.tenant.now().timestamp(),
+                token.select,
+                token.id_filter,
+            )
+            entries = [
+                entry
+                for object_id in sorted(ops)
+                if (
+                    entry := self._changed_entry(
+                        kind,
+                        object_id,
+                        ops[object_id],
+                        changed[object_id],
+                        members.get(object_id, {}),
+                        select=token.select,
+                        minimal=minimal,
+                    )
+                )
+                is not None
+            ]
+        return self._paginate(token.resource, new_token, entries, request)
+
+    def _changed_entry(
+        self,
+        kind: str,
+        object_id: str,
+        ops: set[ChangeOp],
+        changed: set[str],
+        member_changes: Mapping[str, tuple[ChangeOp, str]],
+        *,
+        select: tuple[str, ...] | None,
+        minimal: bool,
+    ) -> _Entry | None:
+        live = self.tenant.users if kind == "user" else self.tenant.groups
+        deleted = self.tenant.deleted_users if kind == "user" else self.tenant.deleted_groups
+        if object_id not in live:
+            reason = "changed" if object_id in deleted else "deleted"
+            return _Entry(_removed(object_id, reason), None)
+        tracks_members = kind == "group" and _tracks_members(select)
+        member_list = [
+            {"@odata.type": ODATA_TYPE[member_kind], "id": member_id}
+            | ({"@removed": {"reason": "deleted"}} if op == ChangeOp.MEMBER_REMOVE else {})
+            for member_id, (op, member_kind) in sorted(member_changes.items())
+        ]
+        selected = _props(select)
+        visible_change = bool(ops & {ChangeOp.RESTORE}) or (
+            bool(changed) and (selected is None or bool(changed & set(selected)))
+        )
+        if not visible_change and not (tracks_members and member_list):
+            return None  # only unselected properties changed: delta does not surface it
+        whole = bool(ops & {ChangeOp.RESTORE}) or "id" in changed  # restored or created
+        if minimal and not whole:
+            names = sorted(changed & set(selected)) if selected is not None else sorted(changed)
+            base = project(live[object_id], kind, names, always_id=True)
+        else:
+            base = project(live[object_id], kind, selected, always_id=True)
+        return _Entry(base, member_list if tracks_members and member_list else None)
+
+    # ---- paging ---------------------------------------------------------------------------
+    def _paginate(
+        self, resource: str, token: DeltaToken, entries: list[_Entry], request: GraphRequest
+    ) -> DeltaRound:
+        page_size = self.page_size
+        preferred = request.prefer("odata.maxpagesize")
+        if preferred and preferred.isdigit():
+            page_size = max(1, min(999, int(preferred)))
+        chunk = max(1, self.member_chunk)
+        pages: list[tuple[dict[str, Any], ...]] = []
+        queue = deque(entries)
+        carry: list[_Entry] = []
+        while queue or carry or not pages:
+            page: list[dict[str, Any]] = []
+            next_carry: list[_Entry] = []
+            for entry in carry:
+                if len(page) >= page_size:
+                    next_carry.append(entry)
+                    continue
+                page.append(self._slice(entry, chunk, next_carry))
+            while queue and len(page) < page_size:
+                page.append(self._slice(queue.popleft(), chunk, next_carry))
+            carry = next_carry
+            pages.append(tuple(page))
+        return DeltaRound(
+            resource, tuple(pages), self._context(resource, token.select), token.encode()
+        )
+
+    @staticmethod
+    def _slice(entry: _Entry, chunk: int, carry: list[_Entry]) -> dict[str, Any]:
+        if entry.members is None:
+            return entry.base
+        head, rest = entry.members[:chunk], entry.members[chunk:]
+        if rest:
+            carry.append(_Entry(entry.base, rest))
+        return {**entry.base, "members@delta": head}
+
+    def _store(self, round_: DeltaRound) -> str:
+        key = secrets.token_urlsafe(9)
+        with self._lock:
+            self._rounds[key] = round_
+            while len(self._rounds) > _ROUND_LIMIT:
+                self._rounds.popitem(last=False)
+        return key
+
+    def _next_page(self, resource: str, skiptoken: str) -> Response:
+        key, _, index = skiptoken.rpartition(".")
+        with self._lock:
+            round_ = self._rounds.get(key)
+        if round_ is None or round_.resource != resource or not index.isdigit():
+            raise GraphRequestError(
+                400, "The provided $skiptoken is invalid or has expired.", "Request_BadRequest"
+            )
+        return self._serve(round_, key, int(index))
+
+    def _serve(self, round_: DeltaRound, key: str, index: int) -> Response:
+        if index >= len(round_.pages):
+            raise GraphRequestError(
+                400, "The provided $skiptoken is invalid or has expired.", "Request_BadRequest"
+            )
+        body: dict[str, Any] = {"@odata.context": round_.context}
+        link = f"{self.base_url}/v1.0/{round_.resource}/delta?"
+        if index + 1 < len(round_.pages):
+            body["@odata.nextLink"] = f"{link}$skiptoken={key}.{index + 1}"
+        else:
+            body["@odata.deltaLink"] = f"{link}$deltatoken={round_.delta_token}"
+        body["value"] = list(round_.pages[index])
+        return json_response(body)
+
+    # ---- helpers ------------------------------------------------------------------------
+    def _context(self, resource: str, select: tuple[str, ...] | None) -> str:
+        context = f"{self.base_url}/v1.0/$metadata#{resource}"
+        return context + (f"({','.join(select)})" if select else "")
+
+    def _expired(self, token: DeltaToken) -> Response | None:
+        too_old = self.tenant.now().timestamp() - token.issued > TOKEN_LIFETIME.total_seconds()
+        if token.epoch == self.epoch and not too_old:
+            return None
+        location = f"{self.base_url}/v1.0/{token.resource}/delta?"
+        if token.select:
+            location += f"$select={quote(','.join(token.select), safe=',')}&"
+        location += "$deltatoken="
+        return graph_error(
+            410,
+            "The sync state generation is not found. The delta token is expired and data must "
+            "be synchronized again.",
+            "syncStateNotFound",
+            headers={"Location": location},
+        )
+
+    @staticmethod
+    def _id_predicate(token: DeltaToken) -> Any:
+        if not token.id_filter:
+            return lambda _object_id: True
+        type_name = "microsoft.graph.user" if token.resource == "users" else "microsoft.graph.group"
+        parsed = parse_filter(token.id_filter, frozenset({"id"}), type_name)
+        return lambda object_id: parsed.predicate({"id": object_id})
+
+
+def _removed(object_id: str, reason: str) -> dict[str, Any]:
+    return {"id": object_id, "@removed": {"reason": reason}}
+
+
+def _tracks_members(select: tuple[str, ...] | None) -> bool:
+    return select is None or "members" in select
+
+
+def _props(select: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """The object properties of a delta $select (``members`` and ``manager`` are relations)."""
+    if select is None:
+        return None
+    return tuple(n for n in select if n not in ("members", "manager"))

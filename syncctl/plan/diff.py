@@ -1,0 +1,30 @@
+"""Attribute comparison: a cheap equality check per object first, a detailed diff only where
+it fails.
+
+At 100,000 users nearly every object is unchanged, so the planner first compares each side's
+compared attributes as plain dicts (one C-level comparison, cheaper than hashing both sides)
+and asks deepdiff for details only when they differ. deepdiff compares multi-valued
+attributes without regard to order (``ignore_order``), so a target that returns a list in
+another order is not "changed" forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from deepdiff import DeepDiff
+
+
+def comparable(attributes: Mapping[str, Any], paths: Iterable[str]) -> dict[str, Any]:
+    """The values of ``paths`` that are set: absent and null mean the same ("no value")."""
+    get = attributes.get
+    return {path: value for path in paths if (value := get(path)) is not None}
+
+
+def changed_paths(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """Sorted paths whose values differ between two comparable() dicts ([] when equal)."""
+    if before == after:
+        return []
+    diff = DeepDiff(dict(before), dict(after), ignore_order=True, report_repetition=False)
+    return sorted(str(key) for key in diff.affected_root_keys)

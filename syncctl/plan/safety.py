@@ -1,0 +1,82 @@
+"""Safety checks: refuse plans that would disable or delete too much at once.
+
+A refused plan is still a complete plan (people need to see what it would do); the CLI turns
+``PolicyPlan.refused`` into exit 3 unless ``--allow-mass-delete``.
+
+Counting rules (POLICY.md leaves them to us):
+- ``max_deletes`` limits deletes of users and groups together, as a count or a percentage of
+  the objects this policy manages (users + groups);
+- ``max_disables`` limits disables (users only), relative to the managed users;
+- ``all_managed``: when at least two managed users are active and the plan would disable or
+  delete every one of them, the plan is refused whatever the thresholds. That is the
+  signature of a broken source (a renamed scope group, an empty read), not of offboarding.
+  A single managed user is exempt, so a one-person policy can still offboard that person.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from syncctl.plan.model import Action, Change, ChangeKind, Refusal
+from syncctl.policy.model import Deletion
+
+ALL_MANAGED_MINIMUM = 2
+
+
+@dataclass(frozen=True, slots=True)
+class ManagedCounts:
+    users: int  # managed users (active or not)
+    groups: int  # managed groups
+    active_user_ids: frozenset[str]  # Entra ids of managed users that are active now
+
+
+def check_safety(
+    changes: tuple[Change, ...], deletion: Deletion, managed: ManagedCounts
+) -> Refusal | None:
+    """The first failing check in order all_managed, max_deletes, max_disables, or None."""
+    deletes = sum(
+        1 for c in changes if c.action is Action.DELETE and c.kind is not ChangeKind.MEMBERSHIP
+    )
+    disables = sum(1 for c in changes if c.action is Action.DISABLE)
+    removed_active = {
+        c.source_id
+        for c in changes
+        if c.kind is ChangeKind.USER
+        and c.action in (Action.DISABLE, Action.DELETE)
+        and c.source_id in managed.active_user_ids
+    }
+    active = len(managed.active_user_ids)
+    if active >= ALL_MANAGED_MINIMUM and len(removed_active) == active:
+        return Refusal(
+            check="all_managed",
+            limit=active - 1,
+            planned=active,
+            message=(
+                f"the plan would disable or delete all {active} active managed users; "
+                "check the source (scope groups, filters)"
+            ),
+        )
+    delete_limit = deletion.max_deletes.limit(managed.users + managed.groups)
+    if deletes > delete_limit:
+        return Refusal(
+            check="max_deletes",
+            limit=delete_limit,
+            planned=deletes,
+            message=(
+                f"the plan would delete {deletes} objects, over deletion.max_deletes "
+                f"({deletion.max_deletes}: {delete_limit} of "
+                f"{managed.users + managed.groups} managed)"
+            ),
+        )
+    disable_limit = deletion.max_disables.limit(managed.users)
+    if disables > disable_limit:
+        return Refusal(
+            check="max_disables",
+            limit=disable_limit,
+            planned=disables,
+            message=(
+                f"the plan would disable {disables} users, over deletion.max_disables "
+                f"({deletion.max_disables}: {disable_limit} of {managed.users} managed)"
+            ),
+        )
+    return None

@@ -1,0 +1,241 @@
+"""Rules the JSON Schema cannot say well: cross-field rules, regexes, expressions, files.
+
+Every check reads the raw document defensively (a node of the wrong type was already reported
+by the schema and is skipped here), so all problems of a file come out in one pass.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from syncctl.policy.problems import Problem, describe_path, did_you_mean
+from syncctl.policy.yamlpos import JsonPath
+
+BUILTIN_TARGETS = ("scim", "sqlite")
+_NO_VALUE_OPS = frozenset({"is_true", "is_false", "is_null", "is_not_null"})
+_REGEX_OPS = frozenset({"regex_match", "not_regex_match"})
+# Credentials that sign in as an app registration and therefore need its client id.
+_NEEDS_CLIENT_ID = ("client_secret", "certificate", "federated_token")
+
+
+def semantic_problems(document: dict[str, Any], policy_dir: Path) -> list[Problem]:
+    problems: list[Problem] = []
+    problems += _tenant(document.get("tenant"), policy_dir)
+    problems += _source(document.get("source"))
+    problems += _target(document.get("target"))
+    problems += _mappings(document.get("mappings"))
+    problems += _writeback(document.get("writeback"))
+    return problems
+
+
+def _tenant(tenant: object, policy_dir: Path) -> Iterator[Problem]:
+    if not isinstance(tenant, dict):
+        return
+    credential, snapshot = tenant.get("credential"), tenant.get("snapshot")
+    if credential is not None and snapshot is not None:
+        yield Problem(
+            ("tenant", "snapshot"),
+            "tenant: snapshot and credential are mutually exclusive "
+            "(a snapshot is read offline; remove one of them)",
+            at_key=True,
+        )
+    elif credential is None and snapshot is None:
+        yield Problem(
+            ("tenant",),
+            "tenant: needs a credential (to read Microsoft Graph) or a snapshot (offline)",
+        )
+    if (
+        credential is None
+        and isinstance(snapshot, str)
+        and snapshot
+        and not (policy_dir / snapshot).is_file()
+    ):
+        yield Problem(
+            ("tenant", "snapshot"),
+            f"tenant.snapshot: file not found: {policy_dir / snapshot}",
+        )
+    if isinstance(credential, dict) and "client_id" not in tenant:
+        kinds = [kind for kind in _NEEDS_CLIENT_ID if kind in credential]
+        if kinds:
+            yield Problem(
+                ("tenant",),
+                f"tenant: missing required key 'client_id' (needed by the {kinds[0]} credential)",
+                missing="client_id",
+            )
+
+
+def _source(source: object) -> Iterator[Problem]:
+    if not isinstance(source, dict):
+        return
+    groups = source.get("groups")
+    if isinstance(groups, list):
+        for index, group in enumerate(groups):
+            if isinstance(group, dict) and isinstance(group.get("match"), str):
+                yield from _regex(("source", "groups", index, "match"), group["match"])
+    filters = source.get("filters")
+    if isinstance(filters, list):
+        for i, clauses in enumerate(filters):
+            if isinstance(clauses, list):
+                for j, clause in enumerate(clauses):
+                    if isinstance(clause, dict):
+                        yield from _clause(("source", "filters", i, j), clause)
+
+
+def _clause(path: JsonPath, clause: dict[str, Any]) -> Iterator[Problem]:
+    op = clause.get("op")
+    if not isinstance(op, str):
+        return
+    where = describe_path(path)
+    value = clause.get("value")
+    has_value = value is not None
+    if op in _NO_VALUE_OPS:
+        if has_value:
+            yield Problem((*path, "value"), f"{where}: op '{op}' takes no value", at_key=True)
+        return
+    if not has_value:
+        yield Problem(path, f"{where}: op '{op}' needs a value")
+        return
+    if op == "in":
+        if not isinstance(value, list) or not value:
+            yield Problem((*path, "value"), f"{where}: op 'in' needs a non-empty list value")
+        return
+    if isinstance(value, list):
+        yield Problem((*path, "value"), f"{where}: op '{op}' needs a single value, not a list")
+        return
+    if op in _REGEX_OPS:
+        if isinstance(value, str):
+            yield from _regex((*path, "value"), value)
+        else:
+            yield Problem((*path, "value"), f"{where}: op '{op}' needs a regex string value")
+        return
+    yield from _compiler_agrees(path, clause)
+
+
+def _compiler_agrees(path: JsonPath, clause: dict[str, Any]) -> Iterator[Problem]:
+    """The filter compiler has the last word: whatever it would refuse at plan time fails here."""
+    from syncctl.expressions import check_clause
+    from syncctl.policy.model import FilterClause, FilterOp
+
+    if not isinstance(clause.get("attribute"), str) or clause.get("op") not in set(FilterOp):
+        return
+    problem = check_clause(
+        FilterClause(clause["attribute"], FilterOp(clause["op"]), clause.get("value"))
+    )
+    if problem is not None:
+        yield Problem(path, f"{describe_path(path)}: {problem}")
+
+
+def _regex(path: JsonPath, pattern: str) -> Iterator[Problem]:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        yield Problem(path, f"{describe_path(path)}: invalid regular expression: {exc}")
+
+
+def _target(target: object) -> Iterator[Problem]:
+    if not isinstance(target, dict):
+        return
+    kind = target.get("type")
+    if kind == "scim" and ("token" in target) == ("oauth" in target):
+        yield Problem(("target",), "target: a scim target needs exactly one of token or oauth")
+    if not isinstance(kind, str) or kind in BUILTIN_TARGETS:
+        return
+    plugins = {ep.name for ep in entry_points(group="syncctl.targets")}
+    if kind in plugins:
+        return
+    hint = did_you_mean(kind, BUILTIN_TARGETS)
+    if hint:
+        yield Problem(("target", "type"), f"target.type: unknown target type '{kind}'{hint}")
+    else:
+        installed = ", ".join(sorted(plugins)) or "none"
+        yield Problem(
+            ("target", "type"),
+            f"target.type: '{kind}' is not a built-in target (sqlite, scim) and no installed "
+            f"plugin provides it (installed plugins: {installed}); plan and apply will fail "
+            "until one is installed",
+            severity="warning",
+        )
+
+
+def _mappings(mappings: object) -> Iterator[Problem]:
+    if not isinstance(mappings, dict):
+        return
+    for kind in ("user", "group"):
+        section = mappings.get(kind)
+        if not isinstance(section, dict):
+            continue
+        attributes = section.get("attributes")
+        if isinstance(attributes, dict):
+            for target_path, mapping in attributes.items():
+                yield from _mapping(("mappings", kind, "attributes", target_path), kind, mapping)
+            if kind == "user" and "userName" not in attributes:
+                yield Problem(
+                    ("mappings", "user", "attributes"),
+                    "mappings.user.attributes: must map userName (every target user needs one)",
+                    at_key=True,
+                )
+        mapped = attributes if isinstance(attributes, dict) else None
+        match = section.get("match")
+        if isinstance(match, list) and mapped is not None:
+            for index, name in enumerate(match):
+                if isinstance(name, str) and name not in mapped:
+                    yield Problem(
+                        ("mappings", kind, "match", index),
+                        f"mappings.{kind}.match: '{name}' is not a mapped attribute"
+                        f"{did_you_mean(name, mapped)}",
+                    )
+
+
+def _mapping(path: JsonPath, kind: str, mapping: object) -> Iterator[Problem]:
+    target_path = path[-1]
+    assert isinstance(target_path, str)
+    where = describe_path(path)
+    problem = _validate_scim_path(target_path, kind)
+    if problem is not None:
+        yield Problem(path, f"{where}: {problem}", at_key=True)
+    if isinstance(mapping, str):
+        yield from _expression(path, mapping, on_create=False)
+    elif isinstance(mapping, dict) and isinstance(mapping.get("value"), str):
+        on_create = mapping.get("apply") == "on_create"
+        yield from _expression((*path, "value"), mapping["value"], on_create=on_create)
+
+
+def _writeback(writeback: object) -> Iterator[Problem]:
+    if not isinstance(writeback, dict):
+        return
+    yield Problem(
+        ("writeback",),
+        "writeback is reserved: it is validated but not yet acted on",
+        at_key=True,
+        severity="warning",
+    )
+    attributes = writeback.get("attributes")
+    if isinstance(attributes, dict):
+        for name, expression in attributes.items():
+            if isinstance(expression, str):
+                path = ("writeback", "attributes", name)
+                yield from _expression(path, expression, on_create=False)
+
+
+def _expression(path: JsonPath, text: str, *, on_create: bool) -> Iterator[Problem]:
+    if not text:
+        return  # the schema reports empty expressions
+    for column, message in _check_expression(text, on_create=on_create):
+        yield Problem(path, f"{describe_path(path)}: {message}", expression_column=max(column, 1))
+
+
+def _check_expression(text: str, *, on_create: bool) -> list[tuple[int, str]]:
+    from syncctl import expressions
+
+    return expressions.check(text, on_create=on_create)
+
+
+def _validate_scim_path(path: str, kind: str) -> str | None:
+    from syncctl import scimpath
+    from syncctl.model import ObjectKind
+
+    return scimpath.validate_path(path, ObjectKind(kind))

@@ -1,0 +1,181 @@
+"""The markdown plan: a pull-request comment (CLI.md "Markdown plan").
+
+Title, a red banner when anything is deleted or disabled (or the plan is refused), the summary,
+the affected objects per action (collapsed when long), the full text plan collapsed. GitHub
+rejects comments over 65,536 characters, so the result stays under ``LIMIT`` however large the
+plan: lists and the text plan are cut, with counts of what was left out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from syncctl.plan.addresses import split_object
+from syncctl.render import text
+from syncctl.render.wording import count, reason_text, summary_line
+
+LIMIT = 60_000
+COLLAPSE_OVER = 10  # lists longer than this are inside <details>
+# (summary key, heading), most dangerous first
+SECTIONS = (
+    ("delete", "To delete"),
+    ("disable", "To disable"),
+    ("create", "To create"),
+    ("adopt", "To adopt"),
+    ("update", "To update"),
+    ("enable", "To re-enable"),
+    ("member_add", "Members to add"),
+    ("member_remove", "Members to remove"),
+)
+_TRUNCATED = "... {n} more lines not shown: run `syncctl show` on the saved plan for all of it"
+
+
+def render(plan: dict[str, Any]) -> str:
+    body = text.render(plan, color=False).rstrip("\n")
+    full = _document(plan, body, list_cap=None, text_budget=None)
+    if len(full) <= LIMIT:
+        return full
+    for cap in (100, 20, 0):
+        without_text = _document(plan, body, list_cap=cap, text_budget=0)
+        budget = LIMIT - len(without_text) - 500
+        if budget >= 0:
+            return _document(plan, body, list_cap=cap, text_budget=budget)
+    return _hard_cut(without_text)
+
+
+def _document(
+    plan: Mapping[str, Any], body: str, *, list_cap: int | None, text_budget: int | None
+) -> str:
+    policies = plan["policies"]
+    names = ", ".join(_code(p["name"]) for p in policies) or "(no policies)"
+    out = [f"## syncctl plan for {names}", ""]
+    out += _banner(plan)
+    out += [f"**{summary_line(plan['summary'])}**", ""]
+    for policy in policies:
+        if len(policies) > 1:
+            out += [f"### Policy {_code(policy['name'])}", "", summary_line(policy["summary"]), ""]
+        out += _policy_lists(policy, list_cap)
+    out += _text_block(body, text_budget)
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _banner(plan: Mapping[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for policy in plan["policies"]:
+        refused = policy.get("refused")
+        if refused:
+            lines.append(
+                f"> **Refused by safety check `{refused['check']}`** (policy "
+                f"{_code(policy['name'])}): {refused['message']}. Nothing will be applied "
+                "unless `--allow-mass-delete` is given."
+            )
+    summary = plan["summary"]
+    harmful = [
+        f"**{verb} {count(summary[key], noun)}**"
+        for key, verb, noun in (("delete", "delete", "object"), ("disable", "disable", "user"))
+        if summary[key]
+    ]
+    if harmful:
+        lines.append(f"> This plan will {' and '.join(harmful)}.")
+    if not lines:
+        return []
+    out = ["> [!CAUTION]"]
+    for index, line in enumerate(lines):
+        out += [">", line] if index else [line]
+    return [*out, ""]
+
+
+def _policy_lists(policy: Mapping[str, Any], cap: int | None) -> list[str]:
+    by_key: dict[str, list[str]] = {key: [] for key, _ in SECTIONS}
+    for change in policy["changes"]:
+        if change["kind"] == "membership":
+            key = "member_" + change["action"]
+            by_key[key].append(f"- {_code(change['address'].removeprefix('membership/'))}")
+        else:
+            kind, _ = split_object(change["address"])
+            why = reason_text(change["reason"], kind)
+            by_key[change["action"]].append(f"- {_code(change['address'])}: {why}")
+    out: list[str] = []
+    for key, heading in SECTIONS:
+        items = by_key[key]
+        if items:
+            out += _list(f"{heading} ({len(items)})", items, cap)
+    errors = policy.get("errors", ())
+    if errors:
+        items = [f"- {_code(e['address'])}: {_escape(e['message'])}" for e in errors]
+        out += _list(f"Errors, left untouched ({len(items)})", items, cap)
+    unmanaged = len(policy["unmanaged"])
+    if unmanaged:
+        verb = "is" if unmanaged == 1 else "are"
+        out += [
+            f"_{count(unmanaged, 'object')} on the target {verb} not managed by this "
+            "policy and left untouched._",
+            "",
+        ]
+    return out
+
+
+def _list(heading: str, items: Sequence[str], cap: int | None) -> list[str]:
+    shown = list(items if cap is None else items[:cap])
+    if len(shown) < len(items):
+        shown.append(f"- ... and {len(items) - len(shown)} more")
+    if len(items) > COLLAPSE_OVER:
+        return [f"<details><summary>{heading}</summary>", "", *shown, "", "</details>", ""]
+    return [f"**{heading}**", "", *shown, ""]
+
+
+def _text_block(body: str, budget: int | None) -> list[str]:
+    if budget is not None:
+        body = _cut_lines(body, budget)
+    fence = _fence(body)
+    return [
+        "<details><summary>Full plan</summary>",
+        "",
+        f"{fence}text",
+        body,
+        fence,
+        "",
+        "</details>",
+    ]
+
+
+def _cut_lines(body: str, budget: int) -> str:
+    if len(body) <= budget:
+        return body
+    cut = body.rfind("\n", 0, budget + 1)
+    kept = body[:cut] if cut > 0 else ""
+    left = body.count("\n", len(kept)) + (0 if kept else 1)
+    return (kept + "\n" if kept else "") + _TRUNCATED.format(n=left)
+
+
+def _hard_cut(document: str) -> str:
+    """Last resort for thousands of policies: cut whole lines, say how many were dropped."""
+    lines = document.split("\n")
+    kept: list[str] = []
+    used = 0
+    for line in lines:
+        if used + len(line) + 1 > LIMIT - 200:
+            break
+        kept.append(line)
+        used += len(line) + 1
+    kept += ["", f"_... {len(lines) - len(kept)} more lines not shown._", ""]
+    return "\n".join(kept)
+
+
+def _fence(body: str) -> str:
+    longest = max((len(m) for m in re.findall(r"`+", body)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def _code(value: str) -> str:
+    """An inline code span that survives backticks in names."""
+    longest = max((len(m) for m in re.findall(r"`+", value)), default=0)
+    ticks = "`" * (longest + 1)
+    pad = " " if value.startswith("`") or value.endswith("`") else ""
+    return f"{ticks}{pad}{value}{pad}{ticks}"
+
+
+def _escape(message: str) -> str:
+    return re.sub(r"([<>*_\\`\[\]|])", r"\\\1", message)

@@ -1,0 +1,73 @@
+"""Words shared by the text and markdown renderers: summary lines, verbs, reasons."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+VERBS = {
+    "create": "created",
+    "update": "updated in-place",
+    "disable": "disabled",
+    "enable": "re-enabled",
+    "delete": "deleted",
+    "adopt": "adopted",
+}
+
+REASONS = {
+    "entered_scope": "entered the policy's scope",
+    "attributes_changed": "attributes changed in Entra",
+    "out_of_scope": "no longer in scope",
+    "disabled_in_source": "disabled in Entra",
+    "soft_deleted": "deleted in Entra, still restorable",
+    "hard_deleted": "permanently deleted in Entra",
+    "delete_after_elapsed": "disabled for longer than deletion.delete_after",
+    "re_entered_scope": "back in scope",
+    "matched_existing": "matches an existing unmanaged {kind} by mappings.{kind}.match",
+    "member_in_scope": "member in scope",
+    "member_left": "member left",
+    "group_left_scope": "no longer selected by source.groups",
+    "drift_on_target": "changed on the target outside syncctl",
+}
+
+
+def reason_text(reason: str, kind: str) -> str:
+    return REASONS.get(reason, reason.replace("_", " ")).format(kind=kind)
+
+
+def count(n: int, singular: str, plural: str | None = None) -> str:
+    return f"{n} {singular if n == 1 else (plural or singular + 's')}"
+
+
+def summary_line(summary: Mapping[str, int]) -> str:
+    """``Plan: 1 to create, ...`` as CLI.md shows it; adopt/enable only when they happen."""
+    parts = [f"{summary['create']} to create"]
+    if summary["adopt"]:
+        parts.append(f"{summary['adopt']} to adopt")
+    parts.append(f"{summary['update']} to update")
+    if summary["enable"]:
+        parts.append(f"{summary['enable']} to enable")
+    parts += [
+        f"{summary['disable']} to disable",
+        f"{summary['delete']} to delete",
+        count(summary["member_add"], "member") + " to add",
+        count(summary["member_remove"], "member") + " to remove",
+    ]
+    return "Plan: " + ", ".join(parts) + "."
+
+
+def quote(text: str) -> str:
+    """A name in double quotes, escaped like a JSON string."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def value_text(value: Any, *, redacted: bool = False, deferred: bool = False) -> str:
+    """One attribute value as the text plan shows it (markers unquoted, like Terraform's)."""
+    if value is None:
+        return "null"
+    if deferred:
+        return "(known after apply)"
+    if redacted:
+        return "(redacted)"
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)

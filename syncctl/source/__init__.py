@@ -1,0 +1,49 @@
+"""Reading Microsoft Entra ID: the SourceSnapshot a policy puts in scope.
+
+``read_source`` is the one entry point the rest of syncctl uses. With ``tenant.snapshot`` it
+reads a snapshot file (no network, no credential); otherwise it signs in and reads Graph.
+msal and httpx are imported only on the Graph path so offline runs stay light.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from syncctl.errors import SnapshotError
+from syncctl.model import SourceSnapshot
+from syncctl.policy.model import Policy
+from syncctl.source.progress import Progress
+from syncctl.source.scope import evaluate_offline
+from syncctl.source.snapshot import load_snapshot, write_snapshot
+
+__all__ = ["Progress", "load_snapshot", "read_source", "read_tenant_slice", "write_snapshot"]
+
+
+def read_source(
+    policy: Policy, managed_ids: Collection[str], *, progress: Progress | None = None
+) -> SourceSnapshot:
+    """The in-scope users and groups of ``policy`` and, for every managed id out of scope,
+    why it left. Raises AuthError / GraphError / SnapshotError; never returns a partial or
+    empty snapshot because of an error."""
+    snapshot_path = policy.tenant.snapshot
+    if snapshot_path is not None:
+        tenant_slice = load_snapshot(snapshot_path)
+
+        def error(message: str) -> SnapshotError:
+            return SnapshotError(f"{snapshot_path}: policy {policy.name}: {message}")
+
+        return evaluate_offline(policy, tenant_slice, managed_ids, error)
+    from syncctl.source.reader import read_graph
+
+    return read_graph(policy, managed_ids, progress=progress)
+
+
+def read_tenant_slice(policy: Policy, *, progress: Progress | None = None) -> SourceSnapshot:
+    """What ``syncctl export`` writes: the policy's slice of the tenant (candidate users with
+    their attributes, scope and provisioned groups with user members, removals seen), which
+    ``read_source`` can evaluate offline against this or an edited policy."""
+    if policy.tenant.snapshot is not None:
+        return load_snapshot(policy.tenant.snapshot)
+    from syncctl.source.reader import read_graph_slice
+
+    return read_graph_slice(policy, progress=progress)

@@ -1,0 +1,272 @@
+"""Signing in to Entra ID: the only module in syncctl that imports msal.
+
+One TokenProvider per run. MSAL keeps tokens in its in-memory cache and renews them when they
+near expiry; ``refresh()`` (after Graph answered 401) drops the cache and asks again once.
+Secrets are revealed at the moment MSAL needs them and never appear in messages.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msal
+import msal.exceptions
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from syncctl.errors import AuthError, SecretError
+from syncctl.policy.model import (
+    CertificateCredential,
+    ClientSecretCredential,
+    FederatedTokenCredential,
+    ManagedIdentityCredential,
+    Tenant,
+)
+from syncctl.source.clouds import (
+    authority_url,
+    graph_resource,
+    graph_scope,
+    is_microsoft_authority,
+)
+from syncctl.source.http import MsalHttpClient
+
+# The audience Entra expects on federated tokens from GitHub Actions / Azure Pipelines.
+FEDERATION_AUDIENCE = "api://AzureADTokenExchange"
+
+_PEM_CERTIFICATE = re.compile(
+    rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL
+)
+
+
+class TokenProvider:
+    """Access tokens for Microsoft Graph, per ``tenant.credential``."""
+
+    def __init__(self, tenant: Tenant, http: httpx.Client) -> None:
+        if tenant.credential is None:
+            raise AuthError(f"tenant {tenant.id}: no credential configured")
+        if not isinstance(tenant.credential, ManagedIdentityCredential) and not tenant.client_id:
+            raise AuthError(f"tenant {tenant.id}: client_id is required for this credential")
+        self._tenant = tenant
+        self._http = http
+        self._msal_http = MsalHttpClient(http)
+        self._app: Any = None
+
+    def token(self) -> str:
+        if self._app is None:
+            self._app = self._build_app()
+        return self._acquire()
+
+    def refresh(self) -> str:
+        """A fresh token, bypassing the cache (Graph rejected the cached one)."""
+        self._app = self._build_app()
+        return self._acquire()
+
+    def _acquire(self) -> str:
+        credential = self._tenant.credential
+        try:
+            if isinstance(credential, ManagedIdentityCredential):
+                result = self._app.acquire_token_for_client(resource=graph_resource(self._tenant))
+            else:
+                result = self._app.acquire_token_for_client(scopes=[graph_scope(self._tenant)])
+        except (AuthError, SecretError):
+            raise
+        except (ValueError, msal.exceptions.MsalError) as exc:
+            # MSAL raises ValueError for unusable authorities and malformed credentials, and
+            # MsalServiceError when discovery answers with an HTTP error.
+            raise AuthError(f"{self._where()}: {_first_line(str(exc))}") from None
+        except httpx.HTTPError as exc:
+            raise AuthError(f"{self._where()}: sign-in request failed: {exc}") from None
+        if not isinstance(result, dict) or "access_token" not in result:
+            error = result.get("error", "unknown_error") if isinstance(result, dict) else "none"
+            description = result.get("error_description", "") if isinstance(result, dict) else ""
+            raise AuthError(f"{self._where()}: {error}: {_first_line(str(description))}")
+        token: str = result["access_token"]
+        return token
+
+    def _where(self) -> str:
+        kind = type(self._tenant.credential).__name__.removesuffix("Credential")
+        return f"sign-in to tenant {self._tenant.id} ({kind})"
+
+    def _build_app(self) -> Any:
+        credential = self._tenant.credential
+        if isinstance(credential, ManagedIdentityCredential):
+            identity: Any = (
+                msal.UserAssignedManagedIdentity(client_id=credential.client_id)
+                if credential.client_id
+                else msal.SystemAssignedManagedIdentity()
+            )
+            return msal.ManagedIdentityClient(
+                identity, http_client=self._msal_http, token_cache=msal.TokenCache()
+            )
+        options: dict[str, Any] = {}
+        if not is_microsoft_authority(self._tenant):
+            options["instance_discovery"] = False
+        try:
+            return msal.ConfidentialClientApplication(
+                self._tenant.client_id,
+                client_credential=self._client_credential(),
+                authority=authority_url(self._tenant),
+                http_client=self._msal_http,
+                token_cache=msal.SerializableTokenCache(),
+                **options,
+            )
+        except (AuthError, SecretError):
+            raise
+        except (ValueError, msal.exceptions.MsalError) as exc:
+            raise AuthError(f"{self._where()}: {_first_line(str(exc))}") from None
+        except httpx.HTTPError as exc:
+            raise AuthError(f"{self._where()}: sign-in request failed: {exc}") from None
+
+    def _client_credential(self) -> Any:
+        credential = self._tenant.credential
+        if isinstance(credential, ClientSecretCredential):
+            return credential.secret.reveal()
+        if isinstance(credential, CertificateCredential):
+            return certificate_credential(credential)
+        assert isinstance(credential, FederatedTokenCredential)
+        return {"client_assertion": federated_token_source(credential, self._http)}
+
+
+def certificate_credential(credential: CertificateCredential) -> dict[str, Any]:
+    """MSAL's certificate form, always with a SHA-256 thumbprint (PS256), never SHA-1."""
+    password = credential.password.reveal() if credential.password is not None else None
+    path = credential.path
+    if path.suffix.lower() in (".pfx", ".p12"):
+        if not path.is_file():
+            raise AuthError(f"certificate {path}: file not found")
+        return {
+            "private_key_pfx_path": str(path),
+            **({"passphrase": password} if password else {}),
+        }
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise AuthError(f"certificate {path}: cannot read: {exc.strerror}") from None
+    try:
+        key = serialization.load_pem_private_key(
+            data, password=password.encode() if password else None
+        )
+    except (ValueError, TypeError) as exc:
+        raise AuthError(f"certificate {path}: cannot load the private key: {exc}") from None
+    match = _PEM_CERTIFICATE.search(data)
+    if match is None:
+        raise AuthError(f"certificate {path}: no CERTIFICATE block next to the private key")
+    try:
+        x509.load_pem_x509_certificate(match.group(0))
+    except ValueError as exc:
+        raise AuthError(f"certificate {path}: invalid certificate: {exc}") from None
+    # The key stays in memory, decrypted once here so MSAL never needs the password.
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return {"private_key": private_pem, "public_certificate": match.group(0).decode()}
+
+
+def federated_token_source(
+    credential: FederatedTokenCredential, http: httpx.Client
+) -> Callable[[], str]:
+    """A callable MSAL invokes on every token request: CI and AKS tokens are short-lived and
+    rotated, so they are read (or requested) afresh each time, never captured once."""
+    if credential.file is not None:
+        path = credential.file
+        return lambda: _read_token_file(path)
+    if credential.env is not None:
+        name = credential.env
+        return lambda: _read_token_env(name)
+    if credential.github_actions:
+        return lambda: _github_actions_token(http)
+    if credential.azure_pipelines_service_connection_id is not None:
+        connection = credential.azure_pipelines_service_connection_id
+        return lambda: _azure_pipelines_token(http, connection)
+    raise AuthError("federated_token: no token source configured")
+
+
+def _read_token_file(path: Path) -> str:
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise AuthError(f"federated token file {path}: cannot read: {exc.strerror}") from None
+    if not token:
+        raise AuthError(f"federated token file {path} is empty")
+    return token
+
+
+def _read_token_env(name: str) -> str:
+    token = os.environ.get(name, "").strip()
+    if not token:
+        raise AuthError(f"federated token: environment variable {name} is not set or empty")
+    return token
+
+
+def _github_actions_token(http: httpx.Client) -> str:
+    url = os.environ.get("ACTIONS_ID_TOKEN_REQUEST_URL")
+    bearer = os.environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+    if not url or not bearer:
+        raise AuthError(
+            "GitHub Actions OIDC: ACTIONS_ID_TOKEN_REQUEST_URL/TOKEN are not set "
+            "(the job needs `permissions: id-token: write`)"
+        )
+    response = _oidc_request(
+        http,
+        "GET",
+        url,
+        params={"audience": FEDERATION_AUDIENCE},
+        bearer=bearer,
+        what="GitHub Actions OIDC",
+    )
+    return _json_field(response, "value", "GitHub Actions OIDC")
+
+
+def _azure_pipelines_token(http: httpx.Client, service_connection_id: str) -> str:
+    url = os.environ.get("SYSTEM_OIDCREQUESTURI")
+    bearer = os.environ.get("SYSTEM_ACCESSTOKEN")
+    if not url or not bearer:
+        raise AuthError(
+            "Azure Pipelines OIDC: SYSTEM_OIDCREQUESTURI/SYSTEM_ACCESSTOKEN are not set "
+            "(map System.AccessToken into the step's env)"
+        )
+    params = {"api-version": "7.1", "serviceConnectionId": service_connection_id}
+    response = _oidc_request(
+        http, "POST", url, params=params, bearer=bearer, what="Azure Pipelines OIDC"
+    )
+    return _json_field(response, "oidcToken", "Azure Pipelines OIDC")
+
+
+def _oidc_request(
+    http: httpx.Client, method: str, url: str, *, params: dict[str, str], bearer: str, what: str
+) -> httpx.Response:
+    try:
+        # The URL may carry a query already (GitHub's does): merge, never replace it.
+        response = http.request(
+            method,
+            httpx.URL(url).copy_merge_params(params),
+            headers={"Authorization": f"Bearer {bearer}"},
+            json={} if method == "POST" else None,
+        )
+    except httpx.HTTPError as exc:
+        raise AuthError(f"{what}: request failed: {exc}") from None
+    if response.status_code != 200:
+        raise AuthError(f"{what}: token request answered HTTP {response.status_code}")
+    return response
+
+
+def _json_field(response: httpx.Response, field: str, what: str) -> str:
+    try:
+        value = response.json().get(field)
+    except (ValueError, AttributeError):
+        value = None
+    if not isinstance(value, str) or not value:
+        raise AuthError(f"{what}: response has no `{field}`")
+    return value
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else "no details"
+    return line if len(line) <= 300 else line[:297] + "..."

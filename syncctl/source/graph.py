@@ -1,0 +1,389 @@
+"""A small Microsoft Graph v1.0 client over one httpx.Client.
+
+What it guarantees: every collection is read to the last ``@odata.nextLink`` or the read
+fails; transient failures (429, 503, 504, dropped connections, truncated bodies) are retried
+with Retry-After or capped, jittered exponential backoff up to a maximum number of attempts;
+a 401 gets one token refresh; every other error becomes a one-line GraphError naming the
+request, the HTTP status, the Graph error code and the request-id.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from syncctl.errors import GraphError
+from syncctl.source.progress import Progress
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+PAGE_SIZE = 999  # the maximum $top for users, groups and members
+BATCH_SIZE = 20  # Graph's JSON batching limit
+RETRYABLE_STATUS = frozenset({429, 503, 504})
+ADVANCED = {"ConsistencyLevel": "eventual"}
+QUERY_SAFE = "$,'()*:/"
+
+
+class TokenSource(Protocol):
+    def token(self) -> str: ...
+
+    def refresh(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int = 8
+    base_delay: float = 0.5  # first backoff when there is no Retry-After
+    max_delay: float = 30.0  # cap of the exponential backoff
+    max_retry_after: float = 300.0  # a longer Retry-After fails the read instead of hanging
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One Graph request, addressed relative to the v1.0 root (GETs read collections)."""
+
+    path: str  # e.g. /groups/{id}/members/microsoft.graph.user
+    params: Mapping[str, str] = field(default_factory=dict)
+    advanced: bool = False  # send ConsistencyLevel: eventual (on every page)
+    method: str = "GET"
+
+    def relative_url(self) -> str:
+        if not self.params:
+            return self.path
+        # Spaces as %20 and $ , ' kept literal, as Graph's own examples spell queries.
+        query = "&".join(
+            f"{key}={quote(value, safe=QUERY_SAFE)}" for key, value in self.params.items()
+        )
+        return f"{self.path}?{query}"
+
+    def label(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+class _Retry(Exception):
+    """Internal: this attempt failed transiently; wait ``delay`` (None: backoff) and retry."""
+
+    def __init__(self, reason: str, delay: float | None, error: GraphError) -> None:
+        super().__init__(reason)
+        self.delay = delay
+        self.error = error
+
+
+class GraphClient:
+    def __init__(
+        self,
+        http: httpx.Client,
+        base_url: str,
+        tokens: TokenSource,
+        *,
+        retry: RetryPolicy = RetryPolicy(),
+        concurrency: int = 4,
+        progress: Progress | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._http = http
+        self._base = base_url.rstrip("/")
+        base = urlsplit(self._base)
+        self._origin = (base.scheme, base.netloc)
+        self._tokens = tokens
+        self._retry = retry
+        self._concurrency = max(1, concurrency)
+        self._progress = progress
+        self._sleep = sleep
+        self._jitter = jitter
+        self._lock = threading.Lock()
+        self.requests_sent = 0
+        self.pages = 0
+        self.objects = 0
+
+    # -- collections -------------------------------------------------------------------------
+
+    def get_all(self, request: Request) -> list[dict[str, Any]]:
+        """Every item of a collection, following nextLink to the end."""
+        page = self._send("GET", self._absolute(request.relative_url()), request, None)
+        return self._drain(request, page)
+
+    def get_many(self, requests: Sequence[Request]) -> list[list[dict[str, Any]]]:
+        """Several collections: first pages 20 to a ``$batch`` (one round trip instead of 20),
+        remaining pages followed concurrently with a bound. Results in request order."""
+        first_pages: list[dict[str, Any] | None] = [None] * len(requests)
+        for start in range(0, len(requests), BATCH_SIZE):
+            chunk = list(range(start, min(start + BATCH_SIZE, len(requests))))
+            for index, body in zip(chunk, self._batch([requests[i] for i in chunk]), strict=True):
+                first_pages[index] = body
+
+        def finish(index: int) -> list[dict[str, Any]]:
+            page = first_pages[index]
+            assert page is not None
+            return self._drain(requests[index], page)
+
+        return self.map_bounded(finish, range(len(requests)))
+
+    def post(self, path: str, body: Mapping[str, Any], params: Mapping[str, str]) -> Any:
+        request = Request(path, params, method="POST")
+        return self._send("POST", self._absolute(request.relative_url()), request, body)
+
+    def map_bounded(self, function: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        """Run independent reads at most ``concurrency`` at a time; the first error wins."""
+        work = list(items)
+        if len(work) <= 1 or self._concurrency == 1:
+            return [function(item) for item in work]
+        with ThreadPoolExecutor(max_workers=self._concurrency) as pool:
+            return list(pool.map(function, work))
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _drain(self, request: Request, page: dict[str, Any]) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        for current in self._pages(request, page):
+            items.extend(current)
+        return items
+
+    def _pages(self, request: Request, page: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+        while True:
+            values = page.get("value")
+            if not isinstance(values, list):
+                raise GraphError("response has no `value` array", request=request.label())
+            self._count_page(request, len(values))
+            yield values
+            next_link = page.get("@odata.nextLink")
+            if next_link is None:
+                return
+            if not isinstance(next_link, str) or not self._same_origin(next_link):
+                # Never send the token to a host other than the Graph root we were given.
+                raise GraphError("@odata.nextLink points outside Graph", request=request.label())
+            page = self._send("GET", next_link, request, None)
+
+    def _batch(self, requests: Sequence[Request]) -> list[dict[str, Any]]:
+        """First pages of up to 20 collections in one $batch; throttled or failed-transiently
+        items are sent again in a smaller batch after their Retry-After."""
+        results: dict[str, dict[str, Any]] = {}
+        pending = {str(i): r for i, r in enumerate(requests)}
+        attempt = 0
+        while pending:
+            attempt += 1
+            payload = {
+                "requests": [
+                    {
+                        "id": item_id,
+                        "method": "GET",
+                        "url": request.relative_url(),
+                        **({"headers": dict(ADVANCED)} if request.advanced else {}),
+                    }
+                    for item_id, request in sorted(pending.items(), key=lambda kv: int(kv[0]))
+                ]
+            }
+            batch_request = Request("/$batch", method="POST")
+            answer = self._send("POST", f"{self._base}/$batch", batch_request, payload)
+            responses = answer.get("responses") if isinstance(answer, dict) else None
+            if not isinstance(responses, list):
+                raise GraphError("response has no `responses` array", request="POST /$batch")
+            waits: list[float] = []
+            last_error: GraphError | None = None
+            for response in responses:
+                item_id = str(response.get("id")) if isinstance(response, dict) else ""
+                if item_id not in pending:
+                    continue
+                request = pending[item_id]
+                status = response.get("status")
+                raw_headers = response.get("headers") or {}
+                headers = {str(k).lower(): str(v) for k, v in raw_headers.items()}
+                body = response.get("body")
+                if status == 200 and isinstance(body, dict):
+                    results[item_id] = body
+                    del pending[item_id]
+                    continue
+                error = _graph_error(request.label(), status, body, headers.get("request-id"))
+                if status in RETRYABLE_STATUS:
+                    last_error = error
+                    waits.append(self._wait_for(headers.get("retry-after"), attempt, error))
+                    continue
+                raise error
+            answered = {str(r.get("id")) for r in responses if isinstance(r, dict)}
+            unanswered = sorted(i for i in pending if i not in answered)
+            if unanswered:
+                raise GraphError(
+                    f"batch answered without item(s) {', '.join(unanswered)}",
+                    request="POST /$batch",
+                )
+            if pending:
+                if attempt >= self._retry.max_attempts:
+                    assert last_error is not None
+                    raise _gave_up(last_error, attempt)
+                self._sleep(max(waits))
+        return [results[str(i)] for i in range(len(requests))]
+
+    def _send(self, method: str, url: str, request: Request, body: Any) -> Any:
+        refreshed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._attempt(method, url, request, body, attempt)
+            except _Unauthorized as unauthorized:
+                if refreshed:
+                    raise GraphError(
+                        "access token rejected again after a refresh",
+                        request=request.label(),
+                        status=401,
+                        code=unauthorized.error.code,
+                        request_id=unauthorized.error.request_id,
+                    ) from None
+                refreshed = True
+                self._tokens.refresh()
+                attempt -= 1  # a token refresh is not a failed attempt
+            except _Retry as retry:
+                if attempt >= self._retry.max_attempts:
+                    raise _gave_up(retry.error, attempt) from None
+                self._sleep(retry.delay if retry.delay is not None else self._backoff(attempt))
+
+    def _attempt(self, method: str, url: str, request: Request, body: Any, attempt: int) -> Any:
+        headers = {"Authorization": f"Bearer {self._tokens.token()}", "Accept": "application/json"}
+        if request.advanced:
+            headers.update(ADVANCED)
+        with self._lock:
+            self.requests_sent += 1
+        try:
+            response = self._http.request(method, url, headers=headers, json=body)
+        except httpx.TransportError as exc:
+            # Resets, timeouts and bodies cut short (RemoteProtocolError) are all transient.
+            error = GraphError(
+                f"connection failed: {type(exc).__name__}: {exc}", request=request.label()
+            )
+            raise _Retry("transport", None, error) from None
+        request_id = response.headers.get("request-id")
+        if response.status_code == 401:
+            raise _Unauthorized(
+                _graph_error(request.label(), 401, _json_or_none(response), request_id)
+            )
+        if response.status_code in RETRYABLE_STATUS:
+            error = _graph_error(
+                request.label(), response.status_code, _json_or_none(response), request_id
+            )
+            delay = self._wait_for(response.headers.get("Retry-After"), attempt, error)
+            raise _Retry("status", delay, error)
+        if response.status_code >= 400:
+            raise _graph_error(
+                request.label(), response.status_code, _json_or_none(response), request_id
+            )
+        try:
+            return response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            # A truncated body parses as garbage: never accept it as a (shorter) page.
+            error = GraphError(
+                "response body is not complete JSON",
+                request=request.label(),
+                status=response.status_code,
+                request_id=request_id,
+            )
+            raise _Retry("truncated", None, error) from None
+
+    def _wait_for(self, retry_after: str | None, attempt: int, error: GraphError) -> float:
+        delay = parse_retry_after(retry_after)
+        if delay is None:
+            return self._backoff(attempt)
+        if delay > self._retry.max_retry_after:
+            raise GraphError(
+                f"throttled with Retry-After {delay:g}s, longer than the "
+                f"{self._retry.max_retry_after:g}s syncctl waits",
+                request=error.request,
+                status=error.status,
+                code=error.code,
+                request_id=error.request_id,
+            )
+        return delay
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling: float = min(self._retry.max_delay, self._retry.base_delay * 2.0 ** (attempt - 1))
+        return ceiling * (0.5 + 0.5 * self._jitter())  # jitter spreads out synchronized retries
+
+    def _count_page(self, request: Request, items: int) -> None:
+        with self._lock:  # also serializes progress output from concurrent readers
+            self.pages += 1
+            self.objects += items
+            if self._progress is not None:
+                self._progress(pages=self.pages, objects=self.objects, current=request.path)
+
+    def _absolute(self, relative: str) -> str:
+        return f"{self._base}{relative}"
+
+    def _same_origin(self, url: str) -> bool:
+        parts = urlsplit(url)
+        return (parts.scheme, parts.netloc) == self._origin
+
+
+class _Unauthorized(Exception):
+    def __init__(self, error: GraphError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait: delta-seconds (fractions too) or an HTTP date; None when absent."""
+    if value is None or not value.strip():
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    seconds: float = when.timestamp() - time.time()
+    return max(0.0, seconds)
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def _graph_error(label: str, status: Any, body: Any, header_request_id: str | None) -> GraphError:
+    """Graph's error body -> GraphError; ``innerError`` and ``innererror`` are both spelled."""
+    code: str | None = None
+    message = f"HTTP {status}"
+    request_id = header_request_id
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        code = error.get("code") if isinstance(error.get("code"), str) else None
+        if isinstance(error.get("message"), str) and error["message"].strip():
+            message = error["message"].strip().splitlines()[0][:300]
+        inner = error.get("innerError", error.get("innererror"))
+        if isinstance(inner, dict) and isinstance(inner.get("request-id"), str):
+            request_id = inner["request-id"]
+    return GraphError(
+        message,
+        request=label,
+        status=status if isinstance(status, int) else None,
+        code=code,
+        request_id=request_id,
+    )
+
+
+def _gave_up(error: GraphError, attempts: int) -> GraphError:
+    """The last transient error, reworded: the read failed for good."""
+    text = str(error).removeprefix(f"{error.request}: ")
+    if any(v is not None for v in (error.status, error.code, error.request_id)):
+        text = text[: text.rfind(" (")]  # GraphError appends the details again below
+    return GraphError(
+        f"gave up after {attempts} attempts: {text}",
+        request=error.request,
+        status=error.status,
+        code=error.code,
+        request_id=error.request_id,
+    )

@@ -1,0 +1,228 @@
+"""Reading a policy's slice of Entra through Graph, then resolving scope and removals.
+
+Requests on a clean full read (the formula tests assert; n_g = user members of group g,
+S = scope groups, P = provisioned groups that are not scope groups, k = managed ids out of
+scope, D_u/D_g = users/groups in deleted items):
+
+    lookups   ceil(L / 20)                       L = distinct group names + ids, in $batch
+              or ceil(G / 999)                   when a regex selector lists all G groups
+    members   ceil((S + P) / 20)                 first member pages, 20 to a $batch
+              + sum over groups of (ceil(n_g / 999) - 1)   further pages
+    removed   only when k > 0: ceil(k / 1000) getByIds(user) + ceil(k' / 1000) getByIds(group)
+              for the k' ids that are not users + one $batch of the deleted-items first pages
+              + (ceil(D_u / 999) - 1) + (ceil(D_g / 999) - 1)
+
+Users come from the scope groups' member lists with ``$select`` of the properties the policy
+uses, so no separate /users enumeration is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from syncctl.errors import GraphError
+from syncctl.mapping import source_attributes
+from syncctl.model import ObjectKind, RemovalReason, SourceGroup, SourceSnapshot, SourceUser
+from syncctl.policy.model import Policy, Tenant, is_object_id
+from syncctl.source.auth import TokenProvider
+from syncctl.source.clouds import graph_base
+from syncctl.source.graph import PAGE_SIZE, GraphClient, Request
+from syncctl.source.http import build_http_client
+from syncctl.source.progress import Progress
+from syncctl.source.scope import (
+    GroupRef,
+    in_scope,
+    resolve_scope_group,
+    select_groups,
+)
+
+GET_BY_IDS_LIMIT = 1000
+# Always read: identity, scope decisions (guests, disabled) and what search/plan show.
+USER_BASE = frozenset({"id", "displayName", "userPrincipalName", "accountEnabled", "userType"})
+GROUP_BASE = frozenset(
+    {"id", "displayName", "description", "groupTypes", "mailEnabled", "securityEnabled"}
+)
+
+
+@contextmanager
+def graph_session(tenant: Tenant, progress: Progress | None = None) -> Iterator[GraphClient]:
+    """A signed-in Graph client for one run; the HTTP client is closed afterwards."""
+    http = build_http_client(tenant.ca_bundle)
+    try:
+        yield GraphClient(http, graph_base(tenant), TokenProvider(tenant, http), progress=progress)
+    finally:
+        http.close()
+
+
+def read_graph(
+    policy: Policy, managed_ids: Collection[str], *, progress: Progress | None = None
+) -> SourceSnapshot:
+    with graph_session(policy.tenant, progress) as graph:
+        return GraphReader(policy, graph).read(managed_ids)
+
+
+def read_graph_slice(policy: Policy, *, progress: Progress | None = None) -> SourceSnapshot:
+    with graph_session(policy.tenant, progress) as graph:
+        return GraphReader(policy, graph).read_slice()
+
+
+def selected_properties(policy: Policy) -> dict[ObjectKind, frozenset[str]]:
+    """Graph properties to ``$select``: what mappings and filters use, plus the base sets."""
+    used = source_attributes(policy)
+    filtered = {c.attribute for f in policy.source.filters for c in f}
+    return {
+        ObjectKind.USER: frozenset(USER_BASE | used.get(ObjectKind.USER, frozenset()) | filtered),
+        ObjectKind.GROUP: frozenset(GROUP_BASE | used.get(ObjectKind.GROUP, frozenset())),
+    }
+
+
+class GraphReader:
+    def __init__(self, policy: Policy, graph: GraphClient) -> None:
+        self._policy = policy
+        self._graph = graph
+        selected = selected_properties(policy)
+        self._user_select = sorted(selected[ObjectKind.USER])
+        self._group_select = sorted(selected[ObjectKind.GROUP])
+
+    def _error(self, message: str) -> GraphError:
+        return GraphError(f"policy {self._policy.name}: {message}")
+
+    def read(self, managed_ids: Collection[str]) -> SourceSnapshot:
+        tenant_slice = self.read_slice()
+        users, groups = in_scope(self._policy, tenant_slice, self._error)
+        gone = sorted({i for i in managed_ids if i not in users and i not in groups})
+        return SourceSnapshot(
+            tenant=tenant_slice.tenant,
+            users=users,
+            groups=groups,
+            removed=self.removal_reasons(gone),
+        )
+
+    def read_slice(self) -> SourceSnapshot:
+        """Scope groups with their users (all attributes the policy needs) and the selected
+        groups with their user members: everything scope resolution looks at."""
+        groups_by_id = self._find_groups()
+        refs = sorted(
+            (GroupRef(g["id"], str(g.get("displayName") or "")) for g in groups_by_id.values()),
+            key=lambda r: (r.display_name.casefold(), r.id),
+        )
+        source = self._policy.source
+        scope_ids = sorted({resolve_scope_group(r, refs, self._error) for r in source.scope_groups})
+        provisioned = select_groups(source.groups, refs, self._error)
+        extra = [g for g in provisioned if g not in scope_ids]
+        relation = "transitiveMembers" if source.nested else "members"
+        requests = [
+            Request(
+                f"/groups/{group_id}/{relation}/microsoft.graph.user",
+                {
+                    "$select": ",".join(self._user_select if group_id in scope_ids else ["id"]),
+                    "$top": str(PAGE_SIZE),
+                    "$count": "true",
+                },
+                advanced=True,  # OData casts on member lists are advanced queries
+            )
+            for group_id in [*scope_ids, *extra]
+        ]
+        member_lists = self._graph.get_many(requests)
+        users: dict[str, SourceUser] = {}
+        groups: dict[str, SourceGroup] = {}
+        for group_id, members in zip([*scope_ids, *extra], member_lists, strict=True):
+            member_ids = set()
+            for member in members:
+                member_id = member.get("id")
+                if not isinstance(member_id, str):
+                    raise GraphError(f"member of group {group_id} without an id")
+                member_ids.add(member_id)
+                if group_id in scope_ids and member_id not in users:
+                    users[member_id] = SourceUser(member_id, self._user_attributes(member))
+            groups[group_id] = SourceGroup(
+                group_id, self._group_attributes(groups_by_id[group_id]), tuple(sorted(member_ids))
+            )
+        return SourceSnapshot(tenant=self._policy.tenant.id, users=users, groups=groups)
+
+    def _find_groups(self) -> dict[str, dict[str, Any]]:
+        """The groups the policy names: all groups when a regex selects, else one filtered
+        lookup per name or id (batched). Never guessed: unresolved names fail later."""
+        source = self._policy.source
+        select = {"$select": ",".join(self._group_select), "$top": str(PAGE_SIZE)}
+        if any(s.pattern is not None for s in source.groups):
+            found = self._graph.get_all(Request("/groups", select))
+        else:
+            wanted = {*source.scope_groups}
+            wanted.update(s.id or s.name or "" for s in source.groups)
+            requests = [
+                Request("/groups", {**select, "$filter": _lookup_filter(ref)})
+                for ref in sorted(wanted)
+            ]
+            found = [g for page in self._graph.get_many(requests) for g in page]
+        return {g["id"]: g for g in found if isinstance(g.get("id"), str)}
+
+    def removal_reasons(self, object_ids: list[str]) -> dict[str, RemovalReason]:
+        """Why each managed id left, asked of Graph for exactly those ids:
+        hard_deleted > soft_deleted > disabled > out_of_scope."""
+        if not object_ids:
+            return {}
+        reasons: dict[str, RemovalReason] = {}
+        live_users = self._get_by_ids(object_ids, "user", "id,accountEnabled")
+        for object_id, user in live_users.items():
+            enabled = user.get("accountEnabled") is True
+            reasons[object_id] = RemovalReason.OUT_OF_SCOPE if enabled else RemovalReason.DISABLED
+        rest = [i for i in object_ids if i not in reasons]
+        for object_id in self._get_by_ids(rest, "group", "id") if rest else {}:
+            reasons[object_id] = RemovalReason.OUT_OF_SCOPE
+        rest = [i for i in rest if i not in reasons]
+        if rest:
+            deleted_users, deleted_groups = self._graph.get_many(
+                [
+                    Request(
+                        f"/directory/deletedItems/microsoft.graph.{kind}",
+                        {"$select": "id", "$top": str(PAGE_SIZE)},
+                    )
+                    for kind in ("user", "group")
+                ]
+            )
+            soft = {d.get("id") for d in [*deleted_users, *deleted_groups]}
+            for object_id in rest:
+                reasons[object_id] = (
+                    RemovalReason.SOFT_DELETED if object_id in soft else RemovalReason.HARD_DELETED
+                )
+        return dict(sorted(reasons.items()))
+
+    def _get_by_ids(self, ids: list[str], kind: str, select: str) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), GET_BY_IDS_LIMIT):
+            chunk = ids[start : start + GET_BY_IDS_LIMIT]
+            answer = self._graph.post(
+                "/directoryObjects/getByIds", {"ids": chunk, "types": [kind]}, {"$select": select}
+            )
+            values = answer.get("value") if isinstance(answer, dict) else None
+            if not isinstance(values, list) or "@odata.nextLink" in answer:
+                raise GraphError(
+                    "unexpected response shape", request="POST /directoryObjects/getByIds"
+                )
+            wanted = set(chunk)
+            for item in values:
+                if isinstance(item, dict) and item.get("id") in wanted:
+                    found[item["id"]] = item
+        return found
+
+    def _user_attributes(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        # Every selected property is present (null when Graph omits it) so that attribute
+        # hashes do not change when Graph starts or stops sending a null.
+        return {name: raw.get(name) for name in self._user_select}
+
+    def _group_attributes(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        return {name: raw.get(name) for name in self._group_select}
+
+
+def _lookup_filter(reference: str) -> str:
+    if is_object_id(reference):
+        return f"id eq '{reference}'"
+    return f"displayName eq '{odata_string(reference)}'"
+
+
+def odata_string(value: str) -> str:
+    """An OData string literal body: single quotes are doubled."""
+    return value.replace("'", "''")

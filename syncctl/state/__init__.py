@@ -1,0 +1,20 @@
+"""State store (managed ids, disable timestamps, last run, delta links) and per-policy lock."""
+
+from __future__ import annotations
+
+from syncctl.state.lock import LockInfo, PolicyLock, acquire, lock_path_for, read_lock
+from syncctl.state.store import LastRun, State, StateError, load_state, save_state, write_atomic
+
+__all__ = [
+    "LastRun",
+    "LockInfo",
+    "PolicyLock",
+    "State",
+    "StateError",
+    "acquire",
+    "load_state",
+    "lock_path_for",
+    "read_lock",
+    "save_state",
+    "write_atomic",
+]

@@ -1,0 +1,196 @@
+"""The per-policy state file: what syncctl remembers between runs.
+
+It holds only identifiers, timestamps and counts, never a secret or an attribute value:
+- ``managed``: Entra ids this policy created or adopted on the target. Written *before* the
+  create/adopt (write-ahead), so a target that cannot mark ownership itself (SCIM) still
+  recognises the object after a crash.
+- ``disabled_at``: when syncctl disabled each object (drives ``deletion.delete_after``).
+- ``last_run``: when, which operation, outcome, counts, error (``syncctl status``);
+  ``last_apply``: the same for the latest apply, which a later plan does not hide.
+- ``delta_links``: reserved for the Graph reader (incremental reads).
+
+Writes are atomic (temp file in the same directory, fsync, rename, fsync of the directory),
+so a crash leaves either the old or the new file, never a torn one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from syncctl.errors import SyncctlError
+
+STATE_FORMAT_VERSION = 1
+
+
+class StateError(SyncctlError):
+    """The state file exists but cannot be read or written."""
+
+
+@dataclass(frozen=True, slots=True)
+class LastRun:
+    operation: str  # "plan" | "apply"
+    started_at: str  # ISO 8601 UTC
+    finished_at: str
+    outcome: str  # "success" | "no_changes" | "failed" | "refused" | "error"
+    counts: Mapping[str, int] = field(default_factory=dict)
+    error: str | None = None  # one line, never a secret
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "operation": self.operation,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "outcome": self.outcome,
+            "counts": {k: self.counts[k] for k in sorted(self.counts)},
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LastRun:
+        return cls(
+            operation=str(data["operation"]),
+            started_at=str(data["started_at"]),
+            finished_at=str(data["finished_at"]),
+            outcome=str(data["outcome"]),
+            counts={str(k): int(v) for k, v in dict(data.get("counts") or {}).items()},
+            error=None if data.get("error") is None else str(data["error"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    policy: str
+    managed: frozenset[str] = frozenset()
+    disabled_at: Mapping[str, datetime] = field(default_factory=dict)
+    last_run: LastRun | None = None
+    last_apply: LastRun | None = None
+    delta_links: Mapping[str, str] = field(default_factory=dict)
+
+    def with_managed(self, ids: Iterable[str]) -> State:
+        return replace(self, managed=self.managed | frozenset(ids))
+
+    def without_managed(self, ids: Iterable[str]) -> State:
+        gone = frozenset(ids)
+        return replace(
+            self,
+            managed=self.managed - gone,
+            disabled_at={k: v for k, v in self.disabled_at.items() if k not in gone},
+        )
+
+    def with_disabled(self, ids: Iterable[str], when: datetime) -> State:
+        merged = dict(self.disabled_at)
+        for entra_id in ids:
+            merged.setdefault(entra_id, when)  # keep the first disable: the timer runs from it
+        return replace(self, disabled_at=merged)
+
+    def with_enabled(self, ids: Iterable[str]) -> State:
+        back = frozenset(ids)
+        return replace(
+            self, disabled_at={k: v for k, v in self.disabled_at.items() if k not in back}
+        )
+
+    def with_last_run(self, run: LastRun) -> State:
+        if run.operation == "apply":
+            return replace(self, last_run=run, last_apply=run)
+        return replace(self, last_run=run)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": STATE_FORMAT_VERSION,
+            "policy": self.policy,
+            "managed": sorted(self.managed),
+            "disabled_at": {k: iso(self.disabled_at[k]) for k in sorted(self.disabled_at)},
+            "last_run": None if self.last_run is None else self.last_run.to_dict(),
+            "last_apply": None if self.last_apply is None else self.last_apply.to_dict(),
+            "delta_links": {k: self.delta_links[k] for k in sorted(self.delta_links)},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str) -> State:
+        if data.get("format_version") != STATE_FORMAT_VERSION:
+            raise StateError(
+                f"{where}: unsupported state format_version {data.get('format_version')!r}"
+            )
+        try:
+            return cls(
+                policy=str(data["policy"]),
+                managed=frozenset(str(x) for x in data.get("managed") or ()),
+                disabled_at={
+                    str(k): parse_iso(str(v))
+                    for k, v in dict(data.get("disabled_at") or {}).items()
+                },
+                last_run=None
+                if data.get("last_run") is None
+                else LastRun.from_dict(data["last_run"]),
+                last_apply=None
+                if data.get("last_apply") is None
+                else LastRun.from_dict(data["last_apply"]),
+                delta_links={
+                    str(k): str(v) for k, v in dict(data.get("delta_links") or {}).items()
+                },
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StateError(f"{where}: malformed state file ({exc})") from None
+
+
+def iso(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> datetime:
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def load_state(path: Path, policy: str) -> State:
+    """The state at ``path``; a missing file is a fresh state (first run)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return State(policy=policy)
+    except OSError as exc:
+        raise StateError(f"{path}: cannot read state file: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StateError(f"{path}:{exc.lineno}: state file is not valid JSON: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise StateError(f"{path}: state file must hold a JSON object")
+    state = State.from_dict(data, str(path))
+    if state.policy != policy:
+        raise StateError(f'{path}: state belongs to policy "{state.policy}", not "{policy}"')
+    return state
+
+
+def save_state(path: Path, state: State) -> None:
+    write_atomic(path, json.dumps(state.to_dict(), indent=1, sort_keys=True) + "\n")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so readers see the old or the new file, never a mix."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        raise StateError(f"{path}: cannot write state file: {exc.strerror}") from None

@@ -1,0 +1,243 @@
+"""``syncctl emulator serve`` through the real binary: the JSON line, a token and a Graph read
+over TLS with the printed CA, the documented curl example, clean SIGTERM, missing extra."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+SYNCCTL = str(Path(sys.executable).with_name("syncctl"))
+
+
+def _read_line(process: subprocess.Popen[str], timeout: float = 20.0) -> str:
+    assert process.stdout is not None
+    selector = selectors.DefaultSelector()
+    selector.register(process.stdout, selectors.EVENT_READ)
+    if not selector.select(timeout):
+        raise AssertionError("emulator printed nothing in time")
+    return process.stdout.readline()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]]]:
+    process = subprocess.Popen(
+        [
+            SYNCCTL,
+            "emulator",
+            "serve",
+            "--users",
+            "40",
+            "--groups",
+            "12",
+            "--json",
+            "--ca-file",
+            str(tmp_path / "ca.pem"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = _read_line(process)
+        yield process, json.loads(line)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def _token(http: httpx.Client, info: dict[str, Any]) -> str:
+    response = http.post(
+        f"{info['authority']}/{info['tenant_id']}/oauth2/v2.0/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": info["client_id"],
+            "client_secret": info["client_secret"],
+            "scope": "https://graph.microsoft.com/.default",
+        },
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def test_json_line_then_graph_over_tls_then_sigterm(
+    served: tuple[subprocess.Popen[str], dict[str, Any]], tmp_path: Path
+) -> None:
+    process, info = served
+    assert sorted(info) == [
+        "authority",
+        "ca_bundle",
+        "client_id",
+        "client_secret",
+        "graph",
+        "tenant_id",
+    ]
+    assert info["authority"].startswith("https://127.0.0.1:")
+    assert info["ca_bundle"] == str(tmp_path / "ca.pem")
+    context = ssl.create_default_context(cafile=info["ca_bundle"])
+    with httpx.Client(verify=context, timeout=10) as http:
+        token = _token(http, info)
+        page = http.get(
+            f"{info['graph']}/v1.0/users?$select=id,displayName&$top=999",
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()
+        assert len(page["value"]) == 40
+    with httpx.Client(timeout=10) as untrusting, pytest.raises(httpx.ConnectError):
+        untrusting.get(f"{info['graph']}/v1.0/users")  # the system CAs do not know the test CA
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_documented_curl_example(served: tuple[subprocess.Popen[str], dict[str, Any]]) -> None:
+    _, info = served
+    token_call = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "--fail",
+            "--cacert",
+            info["ca_bundle"],
+            f"{info['authority']}/{info['tenant_id']}/oauth2/v2.0/token",
+            "-d",
+            "grant_type=client_credentials",
+            "-d",
+            f"client_id={info['client_id']}",
+            "--data-urlencode",
+            f"client_secret={info['client_secret']}",
+            "-d",
+            "scope=https://graph.microsoft.com/.default",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=20,
+    )
+    token = json.loads(token_call.stdout)["access_token"]
+    users_call = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "--fail",
+            "--cacert",
+            info["ca_bundle"],
+            "-H",
+            f"Authorization: Bearer {token}",
+            f"{info['graph']}/v1.0/users?$select=id,displayName&$top=5",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=20,
+    )
+    assert len(json.loads(users_call.stdout)["value"]) == 5
+
+
+def test_text_mode_prints_a_policy_snippet(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [SYNCCTL, "emulator", "serve", "--users", "5", "--groups", "10"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = [_read_line(process)]
+        assert process.stdout is not None
+        while not lines[-1].startswith("Serving until"):  # printed in one write: buffered
+            lines.append(process.stdout.readline())
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.close()
+        process.stderr.close()
+    text = "".join(lines)
+    for needle in (
+        "tenant:\n",
+        "  endpoints:\n",
+        "    authority: https://127.0.0.1:",
+        "  ca_bundle: ",
+        "client_secret: {env: SYNCCTL_EMULATOR_SECRET}",
+        "curl -s --cacert",
+    ):
+        assert needle in text
+    assert process.returncode == 0
+
+
+def test_serve_a_tenant_file(tmp_path: Path) -> None:
+    from syncctl.emulator import generate_tenant
+
+    document = tmp_path / "tenant.json"
+    generate_tenant(users=7, groups=10, seed=3).save(document)
+    process = subprocess.Popen(
+        [SYNCCTL, "emulator", "serve", "--tenant", str(document), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        info = json.loads(_read_line(process))
+        with httpx.Client(verify=ssl.create_default_context(cafile=info["ca_bundle"])) as http:
+            token = _token(http, info)
+            page = http.get(
+                f"{info['graph']}/v1.0/users?$select=id",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert len(page.json()["value"]) == 7
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_bad_tenant_file_is_a_one_line_error(tmp_path: Path) -> None:
+    bad = tmp_path / "tenant.json"
+    bad.write_text('{"format": "something-else"}')
+    result = subprocess.run(
+        [SYNCCTL, "emulator", "serve", "--tenant", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert str(bad) in result.stderr and "Traceback" not in result.stderr
+
+
+def test_without_the_extra_it_says_what_to_install() -> None:
+    script = (
+        "import sys; sys.modules['trustme'] = None\n"
+        "from syncctl.cli.main import main\n"
+        "main(['emulator', 'serve'])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    assert result.returncode == 1
+    assert "pip install 'syncctl[emulator]'" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,101 @@
+"""Requests on a 10,000-user tenant, counted at the emulator against the formula in
+syncctl/source/reader.py (docs/source.md), computed here from the raw directory."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterator
+from urllib.parse import parse_qs
+
+import pytest
+
+from syncctl.emulator import Emulator, EmulatorTenant, generate_tenant, running_emulator
+from syncctl.policy.model import GroupSelector
+from syncctl.source import read_source
+from tests.integration.source.conftest import SECRET_ENV, emulator_policy, graph_requests
+
+PAGE = 999
+
+
+@pytest.fixture(scope="module")
+def big() -> Iterator[Emulator]:
+    with running_emulator(generate_tenant(users=10_000, groups=50, seed=7)) as emu:
+        yield emu
+
+
+def _users_in(tenant: EmulatorTenant, group_id: str) -> int:
+    users: set[str] = set()
+    seen, pending = {group_id}, [group_id]
+    while pending:
+        for member in tenant.members.get(pending.pop(), set()):
+            if member in tenant.users:
+                users.add(member)
+            elif member in tenant.groups and member not in seen:
+                seen.add(member)
+                pending.append(member)
+    return len(users)
+
+
+def _id(tenant: EmulatorTenant, name: str) -> str:
+    (found,) = [g for g, v in tenant.groups.items() if v["displayName"] == name]
+    return found
+
+
+def _pages(count: int) -> int:
+    return max(1, math.ceil(count / PAGE))  # an empty collection is still one page
+
+
+@pytest.mark.parametrize("with_regex", [True, False])
+def test_request_count_matches_the_formula(
+    big: Emulator, monkeypatch: pytest.MonkeyPatch, with_regex: bool
+) -> None:
+    monkeypatch.setenv(SECRET_ENV, big.client_secret)
+    tenant = big.tenant
+    scope_names = ["All Company", "Password Manager Users"]
+    named = ["Vault Admins", "PM-Finance"]
+    selectors = [GroupSelector(name=n) for n in named]
+    provisioned = [*named]
+    if with_regex:
+        selectors.append(GroupSelector(pattern="^PM-"))
+        provisioned += [v["displayName"] for v in tenant.groups.values()]
+        provisioned = sorted({n for n in provisioned if n in named or n.startswith("PM-")})
+    policy = emulator_policy(big, scope_groups=tuple(scope_names), groups=tuple(selectors))
+    managed_gone = [str(uuid.UUID(int=i + 1)) for i in range(1200)]
+
+    big.reset_requests()
+    snapshot = read_source(policy, managed_gone)
+    sent = graph_requests(big)
+
+    groups_read = sorted({*scope_names, *provisioned})
+    lookups = (
+        _pages(len(tenant.groups))
+        if with_regex
+        else math.ceil((len(scope_names) + len(named)) / 20)
+    )
+    members = math.ceil(len(groups_read) / 20) + sum(
+        _pages(_users_in(tenant, _id(tenant, n))) - 1 for n in groups_read
+    )
+    removed = (
+        math.ceil(1200 / 1000)  # getByIds as users
+        + math.ceil(1200 / 1000)  # the ids that are not users, as groups
+        + 1  # one $batch with the first pages of both deleted-items lists
+        + _pages(len(tenant.deleted_users))
+        - 1
+        + _pages(len(tenant.deleted_groups))
+        - 1
+    )
+    assert len(sent) == lookups + members + removed
+    # The issue's bound: minimum pages plus one request per group read.
+    minimum_pages = sum(_pages(_users_in(tenant, _id(tenant, n))) for n in groups_read)
+    assert len(sent) - lookups - removed <= minimum_pages + len(groups_read)
+    assert len(snapshot.users) > 9000
+    # Every member page asked for the maximum page size and exactly the selected properties.
+    member_pages = [r for r in sent if "transitiveMembers" in r[1]]
+    for _method, _path, query in member_pages:
+        params = parse_qs(query)
+        assert params["$top"] == ["999"]
+        assert params["$select"][0] in (
+            "accountEnabled,department,displayName,id,userPrincipalName,userType",
+            "id",
+        )

@@ -8,6 +8,7 @@ under. Library code never prints: progress goes to callbacks, results come back 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -288,16 +289,18 @@ def saved_policies(saved: Mapping[str, Any], policies: Sequence[Policy]) -> list
     return chosen
 
 
-def select_saved(
-    saved: Mapping[str, Any], fresh: Plan, fresh_dict: Mapping[str, Any]
-) -> SavedSelection:
+def select_saved(saved: Mapping[str, Any], fresh: Plan) -> SavedSelection:
     """The saved plan's changes, taken from ``fresh`` (which holds the real redacted and
     deferred values), after checking that each is still exactly what a fresh plan would do.
 
     Stale (StalePlanError, exit 3) when any saved change is gone or differs from the fresh
     plan's change at the same address (action, attributes, before values, target version):
-    the target or the source moved on since planning.
+    the target or the source moved on since planning. Both sides are compared as the plan
+    file spells them, so redacted values compare as "(redacted)".
     """
+    from syncctl.plan.planfile import dumps_dict, plan_to_dict
+
+    fresh_dict = json.loads(dumps_dict(plan_to_dict(fresh)))
     fresh_changes = {
         str(p["name"]): _by_address(p.get("changes", [])) for p in fresh_dict["policies"]
     }

@@ -59,6 +59,18 @@ def emulator() -> None:
     help="Write the test CA certificate here (default: a temporary file).",
 )
 @click.option(
+    "--latency",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    help="Seconds added to every request (simulate a distant tenant).",
+)
+@click.option(
+    "--throttle",
+    "resource_units",
+    type=click.IntRange(min=1),
+    help="Resource units per 10 s before 429 (Microsoft: 3500, 5000 or 8000 by tenant size).",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
@@ -72,6 +84,8 @@ def serve(
     seed: int,
     port: int,
     ca_file: Path | None,
+    latency: float,
+    resource_units: int | None,
     as_json: bool,
 ) -> None:
     """Serve a tenant until interrupted (Ctrl+C or SIGTERM)."""
@@ -85,6 +99,8 @@ def serve(
         server = Emulator(tenant, port=port, ca_path=ca_file.resolve() if ca_file else None)
     except OSError as exc:
         raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from exc
+    server.latency = latency
+    server.throttle(resource_units)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

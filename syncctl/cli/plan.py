@@ -225,7 +225,7 @@ def apply(
         saved_policies,
         select_saved,
     )
-    from syncctl.plan.planfile import dumps_dict, loads, plan_to_dict
+    from syncctl.plan.planfile import loads, plan_to_dict
 
     color = _use_color(no_color)
     saved: dict[str, Any] | None = None
@@ -246,12 +246,11 @@ def apply(
         finally:
             if progress is not None:
                 progress.finish()
-        document = plan_to_dict(live)
         selection = None
         if saved is not None:
-            fresh = json.loads(dumps_dict(document))
-            selection = select_saved(saved, live, fresh)
+            selection = select_saved(saved, live)
         else:
+            document = plan_to_dict(live)
             if output_format == "text":
                 _echo_block(_render(document, "text", color))
             check_refusals(live, allow_mass_delete=allow_mass_delete)

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 from syncctl.emulator.odata import parse_filter, parse_select
-from syncctl.emulator.projection import project
+from syncctl.emulator.projection import project, project_many
 from syncctl.emulator.request import GraphRequest
 from syncctl.emulator.responses import GraphRequestError, Response, graph_error, json_response
 from syncctl.emulator.schema import GROUP_PROPERTIES, ODATA_TYPE, USER_PROPERTIES
@@ -117,6 +117,12 @@ class DeltaEngine:
 
     # ---- entry point --------------------------------------------------------------------
     def handle(self, request: GraphRequest, resource: str) -> Response:
+        response = self._handle(request, resource)
+        if (request.prefer("return") or "").lower() == "minimal" and response.status == 200:
+            response.headers["Preference-Applied"] = "return=minimal"
+        return response
+
+    def _handle(self, request: GraphRequest, resource: str) -> Response:
         query = request.query
         if "$skiptoken" in query:
             return self._next_page(resource, query["$skiptoken"])
@@ -127,7 +133,7 @@ class DeltaEngine:
                     f"The query option '{option}' is not supported with delta queries.",
                     "Request_UnsupportedQuery",
                 )
-        token_text = query.get("$deltatoken", query.get("$deltaToken"))
+        token_text = query.get("$deltatoken")
         if token_text:
             if token_text == "latest":
                 token = self._new_token(request, resource, prev=self.tenant.seq)
@@ -183,24 +189,31 @@ class DeltaEngine:
             self.tenant.purge_expired()
             token = self._new_token(request, resource, prev=0)
             keep = self._id_predicate(token)
-            entries: list[_Entry] = []
             kind = "user" if resource == "users" else "group"
+            store = "users" if kind == "user" else "groups"
             live = self.tenant.users if kind == "user" else self.tenant.groups
-            deleted = self.tenant.deleted_users if kind == "user" else self.tenant.deleted_groups
-            for object_id in sorted(set(live) | set(deleted)):
-                if not keep(object_id):
-                    continue
-                if object_id in deleted:
+            live_ids = [i for i in self.tenant.sorted_ids(store) if keep(i)]
+            # one bulk projection: an initial round of 100,000 users must stay cheap
+            shown = dict(
+                zip(
+                    live_ids,
+                    project_many([live[i] for i in live_ids], kind, _with_id(token.select)),
+                    strict=True,
+                )
+            )
+            deleted_ids = [i for i in self.tenant.sorted_ids(f"deleted_{store}") if keep(i)]
+            entries: list[_Entry] = []
+            for object_id in sorted([*live_ids, *deleted_ids]):
+                if object_id not in shown:
                     entries.append(_Entry(_removed(object_id, "changed"), None))
                     continue
-                base = project(live[object_id], kind, _props(token.select), always_id=True)
                 members = None
                 if kind == "group" and _tracks_members(token.select):
                     members = [
                         {"@odata.type": ODATA_TYPE[self.tenant.kind_of(m) or "user"], "id": m}
                         for m in self.tenant.live_members(object_id)
                     ] or None
-                entries.append(_Entry(base, members))
+                entries.append(_Entry(shown[object_id], members))
         return self._paginate(resource, token, entries, request)
 
     def _incremental(self, request: GraphRequest, token: DeltaToken, start: int) -> DeltaRound:
@@ -266,18 +279,23 @@ class DeltaEngine:
             reason = "changed" if object_id in deleted else "deleted"
             return _Entry(_removed(object_id, reason), None)
         tracks_members = kind == "group" and _tracks_members(select)
+        whole = bool(ops & {ChangeOp.RESTORE}) or "id" in changed  # restored or created
+        net = dict(member_changes)
+        if whole and kind == "group":
+            # A client that saw the delete dropped the group: send its whole membership again.
+            for member_id in self.tenant.live_members(object_id):
+                net[member_id] = (ChangeOp.MEMBER_ADD, self.tenant.kind_of(member_id) or "user")
         member_list = [
             {"@odata.type": ODATA_TYPE[member_kind], "id": member_id}
             | ({"@removed": {"reason": "deleted"}} if op == ChangeOp.MEMBER_REMOVE else {})
-            for member_id, (op, member_kind) in sorted(member_changes.items())
+            for member_id, (op, member_kind) in sorted(net.items())
         ]
         selected = _props(select)
-        visible_change = bool(ops & {ChangeOp.RESTORE}) or (
+        visible_change = whole or (
             bool(changed) and (selected is None or bool(changed & set(selected)))
         )
         if not visible_change and not (tracks_members and member_list):
             return None  # only unselected properties changed: delta does not surface it
-        whole = bool(ops & {ChangeOp.RESTORE}) or "id" in changed  # restored or created
         if minimal and not whole:
             names = sorted(changed & set(selected)) if selected is not None else sorted(changed)
             base = project(live[object_id], kind, names, always_id=True)
@@ -390,6 +408,14 @@ def _removed(object_id: str, reason: str) -> dict[str, Any]:
 
 def _tracks_members(select: tuple[str, ...] | None) -> bool:
     return select is None or "members" in select
+
+
+def _with_id(select: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """The selected object properties with ``id`` first (delta always returns ``id``)."""
+    props = _props(select)
+    if props is None:
+        return None
+    return ("id", *(n for n in props if n != "id"))
 
 
 def _props(select: tuple[str, ...] | None) -> tuple[str, ...] | None:

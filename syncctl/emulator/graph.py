@@ -95,20 +95,33 @@ class GraphService:
         self.delta = DeltaEngine(tenant, base_url)
         self.reader = CollectionReader(base_url, self._store, tenant.versions)
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
-            ("GET", re.compile(r"^/v1\.0/users/?$"), self._list_users),
-            ("GET", re.compile(r"^/v1\.0/users/\$count$"), self._count_users),
-            ("GET", re.compile(r"^/v1\.0/users/delta(\(\))?$"), self._users_delta),
-            ("GET", re.compile(rf"^/v1\.0/users/(?P<id>{_GUIDish})$"), self._get_user),
-            ("PATCH", re.compile(rf"^/v1\.0/users/(?P<id>{_GUIDish})$"), self._patch_user),
-            ("GET", re.compile(r"^/v1\.0/groups/?$"), self._list_groups),
-            ("GET", re.compile(r"^/v1\.0/groups/\$count$"), self._count_groups),
-            ("GET", re.compile(r"^/v1\.0/groups/delta(\(\))?$"), self._groups_delta),
-            ("GET", re.compile(rf"^/v1\.0/groups/(?P<id>{_GUIDish})$"), self._get_group),
+            ("GET", re.compile(r"^/v1\.0/users/?$", re.IGNORECASE), self._list_users),
+            ("GET", re.compile(r"^/v1\.0/users/\$count$", re.IGNORECASE), self._count_users),
+            ("GET", re.compile(r"^/v1\.0/users/delta(\(\))?$", re.IGNORECASE), self._users_delta),
+            (
+                "GET",
+                re.compile(rf"^/v1\.0/users/(?P<id>{_GUIDish})$", re.IGNORECASE),
+                self._get_user,
+            ),
+            (
+                "PATCH",
+                re.compile(rf"^/v1\.0/users/(?P<id>{_GUIDish})$", re.IGNORECASE),
+                self._patch_user,
+            ),
+            ("GET", re.compile(r"^/v1\.0/groups/?$", re.IGNORECASE), self._list_groups),
+            ("GET", re.compile(r"^/v1\.0/groups/\$count$", re.IGNORECASE), self._count_groups),
+            ("GET", re.compile(r"^/v1\.0/groups/delta(\(\))?$", re.IGNORECASE), self._groups_delta),
+            (
+                "GET",
+                re.compile(rf"^/v1\.0/groups/(?P<id>{_GUIDish})$", re.IGNORECASE),
+                self._get_group,
+            ),
             (
                 "GET",
                 re.compile(
                     rf"^/v1\.0/groups/(?P<id>{_GUIDish})/(?P<rel>members|transitiveMembers)"
-                    r"(?:/microsoft\.graph\.(?P<cast>user|group))?(?P<count>/\$count)?$"
+                    r"(?:/microsoft\.graph\.(?P<cast>user|group))?(?P<count>/\$count)?$",
+                    re.IGNORECASE,
                 ),
                 self._members,
             ),
@@ -116,17 +129,22 @@ class GraphService:
                 "GET",
                 re.compile(
                     r"^/v1\.0/directory/deletedItems(?:/microsoft\.graph\.(?P<cast>user|group))?"
-                    r"(?P<count>/\$count)?$"
+                    r"(?P<count>/\$count)?$",
+                    re.IGNORECASE,
                 ),
                 self._deleted_items,
             ),
             (
                 "GET",
-                re.compile(rf"^/v1\.0/directory/deletedItems/(?P<id>{_GUIDish})$"),
+                re.compile(rf"^/v1\.0/directory/deletedItems/(?P<id>{_GUIDish})$", re.IGNORECASE),
                 self._deleted_item,
             ),
-            ("POST", re.compile(r"^/v1\.0/directoryObjects/getByIds$"), self._get_by_ids),
-            ("POST", re.compile(r"^/v1\.0/\$batch$"), self._batch),
+            (
+                "POST",
+                re.compile(r"^/v1\.0/directoryObjects/getByIds$", re.IGNORECASE),
+                self._get_by_ids,
+            ),
+            ("POST", re.compile(r"^/v1\.0/\$batch$", re.IGNORECASE), self._batch),
         ]
 
     # ---- entry ------------------------------------------------------------------------------
@@ -146,7 +164,7 @@ class GraphService:
                     'client_id="00000003-0000-0000-c000-000000000000"'
                 },
             )
-        if request.path == "/v1.0/$batch":
+        if request.path.lower() == "/v1.0/$batch":
             return self._with_ids(request, self._dispatch(request))
         return self._with_ids(request, self._throttled(request))
 
@@ -165,6 +183,9 @@ class GraphService:
             return graph_error(429, "Please retry again later.", "TooManyRequests", headers=headers)
         response = self._dispatch(request)
         response.headers["x-ms-resource-unit"] = str(units)
+        response.headers.setdefault("Cache-Control", "no-cache")
+        if "odata" in response.headers.get("Content-Type", ""):
+            response.headers["OData-Version"] = "4.0"
         if verdict.usage >= 0.8:
             response.headers["x-ms-throttle-limit-percentage"] = f"{min(verdict.usage, 1.8):.1f}"
         return response
@@ -190,7 +211,7 @@ class GraphService:
                 if any(p.match(request.path) for _, p, _ in self._routes):
                     return graph_error(
                         405,
-                        f"The request method '{request.method}' is not supported.",
+                        "Specified HTTP method is not allowed for the request target.",
                         "Request_BadRequest",
                     )
                 return graph_error(
@@ -288,8 +309,8 @@ class GraphService:
     def _members(self, request: GraphRequest, match: re.Match[str]) -> Response:
         group_id = match["id"]
         self._group(group_id)
-        transitive = match["rel"] == "transitiveMembers"
-        cast = match["cast"]
+        transitive = match["rel"].lower() == "transitivemembers"
+        cast = match["cast"].lower() if match["cast"] else None
         if match["count"]:
             if not request.eventual:
                 raise count_not_supported()
@@ -342,7 +363,7 @@ class GraphService:
 
     # ---- deleted items ---------------------------------------------------------------------
     def _deleted_items(self, request: GraphRequest, match: re.Match[str]) -> Response:
-        cast = match["cast"]
+        cast = match["cast"].lower() if match["cast"] else None
         if cast is None:
             raise GraphRequestError(
                 400,
@@ -356,16 +377,9 @@ class GraphService:
             if not request.eventual:
                 raise count_not_supported()
             return Response(200, str(len(store)).encode(), {"Content-Type": "text/plain"})
-        base = USERS if cast == "user" else GROUPS
-        spec = CollectionSpec(
-            base.type_name,
-            base.odata_type,
-            f"$metadata#directory/deletedItems/microsoft.graph.{cast}",
-            base.properties,
-            base.filterable,
-            base.filterable_advanced,
-            with_type=True,
-        )
+        # deleteditems-list.md: the answer reads like /users or /groups (same context, no
+        # @odata.type on items)
+        spec = USERS if cast == "user" else GROUPS
         return self.reader.read(
             request,
             spec,
@@ -491,7 +505,7 @@ class GraphService:
             if not isinstance(item, dict) or not {"id", "method", "url"} <= set(item):
                 raise GraphRequestError(400, "Invalid batch payload format.", "BadRequest")
             item_id = str(item["id"])
-            if item_id in seen:
+            if item_id.casefold() in {k.casefold() for k in seen}:  # ids are not case-sensitive
                 raise GraphRequestError(
                     400, f"Batch request ids must be unique; '{item_id}' repeats.", "BadRequest"
                 )
@@ -550,10 +564,8 @@ class GraphService:
         body = item.get("body")
         payload = b"" if body is None else _encode_body(body)
         headers = {str(k): str(v) for k, v in (item.get("headers") or {}).items()}
-        inner = GraphRequest.from_target(
-            str(item["method"]), target, headers, payload, in_batch=True
-        )
-        if inner.path == "/v1.0/$batch":
+        inner = GraphRequest.from_target(str(item["method"]), target, headers, payload)
+        if inner.path.lower() == "/v1.0/$batch":
             return graph_error(400, "Nested batches are not supported.", "BadRequest")
         fault = self.faults.take(inner.method, target)
         if fault is not None and fault.status is not None:

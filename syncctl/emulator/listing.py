@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from syncctl.emulator.odata import parse_filter, parse_search, parse_select, parse_top
-from syncctl.emulator.projection import FragmentCache, page_body, project
+from syncctl.emulator.projection import PageCache, page_body, project, project_many
 from syncctl.emulator.request import GraphRequest
 from syncctl.emulator.responses import (
     GraphRequestError,
@@ -66,6 +66,7 @@ class Session:
     context: str
     with_type: bool
     next_prefix: str  # nextLink without the $skiptoken value
+    eventual: bool  # an advanced query: every page needs ConsistencyLevel again
 
 
 class Pager:
@@ -120,7 +121,7 @@ class CollectionReader:
         self.stores = stores
         self.versions = versions
         self.pager = Pager()
-        self.cache = FragmentCache()
+        self.pages = PageCache()
 
     def read(
         self,
@@ -134,8 +135,23 @@ class CollectionReader:
             session = self.pager.find(key)
             if session is None:
                 raise unknown_skiptoken()
+            if session.eventual and not request.eventual:
+                # paging.md: ConsistencyLevel is not carried over to nextLink requests
+                raise GraphRequestError(
+                    400,
+                    "This page of an advanced query needs the ConsistencyLevel: eventual header "
+                    "again.",
+                    "Request_UnsupportedQuery",
+                )
             return self._page(session, key, offset, count=None)
 
+        for option in ("$skip", "$expand"):
+            if option in request.query:
+                # user-list.md: $skip is not supported; $expand is not emulated (say so rather
+                # than silently answering without the expansion)
+                raise GraphRequestError(
+                    400, f"The query option '{option}' is not supported.", "Request_BadRequest"
+                )
         eventual = request.eventual
         advanced = eventual and request.wants_count
         if spec.advanced_required and not advanced:
@@ -196,6 +212,7 @@ class CollectionReader:
             context,
             spec.with_type,
             next_prefix + "$skiptoken=",
+            eventual,
         )
         key = self.pager.store(session) if len(objects) > top else ""
         return self._page(session, key, 0, count=len(objects) if request.wants_count else None)
@@ -214,11 +231,13 @@ class CollectionReader:
         orderby = request.query.get("$orderby")
         if not orderby:
             return objects  # candidates come in id order
-        if "$filter" in request.query and not advanced:
+        name, _, direction = orderby.strip().partition(" ")
+        # aad-advanced-queries.md / deleteditems-list.md: $orderby with $filter, and on
+        # deletedDateTime, are advanced queries
+        if ("$filter" in request.query or name == "deletedDateTime") and not advanced:
             raise GraphRequestError(
                 400, "Sorting not supported for current query.", "Request_UnsupportedQuery"
             )
-        name, _, direction = orderby.strip().partition(" ")
         if name not in ("displayName", "userPrincipalName", "deletedDateTime", "createdDateTime"):
             raise GraphRequestError(
                 400, f"Order by '{name}' is not supported.", "Request_UnsupportedQuery"
@@ -232,25 +251,36 @@ class CollectionReader:
 
     def _page(self, session: Session, key: str, offset: int, count: int | None) -> Response:
         end = offset + session.page_size
-        fragments: list[bytes] = []
-        bucket = self.cache.bucket(session.select, session.with_type)
-        versions = self.versions
         items = session.items
-        for object_id in items.ids[offset:end]:
-            kind = items.kind_of(object_id)
-            obj = self.stores(kind).get(object_id)
-            if obj is None:
-                continue  # removed since the first page
-            version = versions.get(object_id, 0)
-            cached = bucket.get(object_id)
-            if cached is None or cached[0] != version:
-                shown_kind = kind.rpartition(":")[2]  # "deleted:user" lists show users
-                projected = project(obj, shown_kind, session.select, with_type=session.with_type)
-                cached = bucket[object_id] = (version, encode_json(projected))
-            fragments.append(cached[1])
+        ids = tuple(items.ids[offset:end])
+        versions = tuple(map(self.versions.get, ids))
+        page_key = (session.select, session.with_type, ids)
+        value = self.pages.get(page_key, versions)
+        if value is None:
+            value = encode_json(self._project(items, ids, session))
+            self.pages.put(page_key, versions, value)
         meta: list[tuple[str, Any]] = [("@odata.context", session.context)]
         if count is not None:
             meta.append(("@odata.count", count))
         if end < len(session.items.ids):
             meta.append(("@odata.nextLink", session.next_prefix + encode_skiptoken(key, end)))
-        return raw_json_response(page_body(meta, fragments))
+        return raw_json_response(page_body(meta, value))
+
+    def _project(
+        self, items: Candidates, ids: Sequence[str], session: Session
+    ) -> list[dict[str, Any]]:
+        shown: list[dict[str, Any]] = []
+        if items.kind is not None:
+            store = self.stores(items.kind)
+            kind = items.kind.rpartition(":")[2]  # "deleted:user" lists show users
+            try:
+                found = list(map(store.__getitem__, ids))
+            except KeyError:  # objects removed since the first page are skipped
+                found = [obj for obj in map(store.get, ids) if obj is not None]
+            return project_many(found, kind, session.select, with_type=session.with_type)
+        for object_id in ids:
+            kind = items.kind_of(object_id)
+            obj = self.stores(kind).get(object_id)
+            if obj is not None:
+                shown.append(project(obj, kind, session.select, with_type=session.with_type))
+        return shown

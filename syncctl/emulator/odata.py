@@ -309,15 +309,20 @@ def _search_term(prop: str, term: str) -> Predicate:
 def parse_select(text: str | None, known: frozenset[str], type_name: str) -> tuple[str, ...] | None:
     if text is None or not text.strip():
         return None
-    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
-    for name in names:
-        if name not in known:
+    canonical = {name.casefold(): name for name in known}  # Graph matches names ignoring case
+    names: list[str] = []
+    for raw in (n.strip() for n in text.split(",")):
+        if not raw:
+            continue
+        name = canonical.get(raw.casefold())
+        if name is None:
             raise GraphRequestError(
                 400,
-                f"Could not find a property named '{name}' on type '{type_name}'.",
+                f"Could not find a property named '{raw}' on type '{type_name}'.",
                 "BadRequest",
             )
-    return names
+        names.append(name)
+    return tuple(dict.fromkeys(names))
 
 
 def parse_top(text: str | None, default: int = 100, maximum: int = 999) -> int:

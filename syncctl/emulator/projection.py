@@ -1,15 +1,18 @@
 """Turning directory objects into the JSON Graph returns, with a cache of encoded fragments.
 
-Serving 100,000 users must cost less than the client's parse; most of the cost is JSON
-encoding, so each object's encoded form is cached per (id, version, selection) and pages are
-assembled by joining bytes.
+Serving 100,000 users must cost well under the client's parse. Building and encoding a page in
+one go (one orjson call per page, not per object) is the cheap way to do it cold; recently
+served pages are kept encoded and reused while none of their objects changed.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
+import operator
 import threading
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from syncctl.emulator.responses import encode_json
@@ -28,6 +31,17 @@ def _shown(kind: str, select: tuple[str, ...] | None) -> tuple[str, ...]:
     return tuple(name for name in names if name in known)
 
 
+@functools.lru_cache(maxsize=256)
+def _getter(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    if not names:
+        return lambda obj: ()
+    if len(names) == 1:
+        name = names[0]
+        return lambda obj: (obj[name],)
+    getter: Callable[[Mapping[str, Any]], tuple[Any, ...]] = operator.itemgetter(*names)
+    return getter
+
+
 def project(
     obj: Mapping[str, Any],
     kind: str,
@@ -38,41 +52,69 @@ def project(
 ) -> dict[str, Any]:
     """The object as Graph shows it: selected (or default) properties, missing ones null."""
     names = _shown(kind, None if select is None else tuple(select))
-    result: dict[str, Any] = {"@odata.type": ODATA_TYPE[kind]} if with_type else {}
-    if always_id and "id" not in names:
-        result["id"] = obj["id"]
-    get = obj.get
-    for name in names:
-        result[name] = get(name)
-    if "passwordProfile" in result:
-        result["passwordProfile"] = None  # write-only: Graph never returns the password
-    return result
+    try:
+        values = _getter(names)(obj)  # C-speed path: the object has every shown property
+    except KeyError:
+        values = tuple(obj.get(name) for name in names)
+    shown = dict(zip(names, values, strict=True))
+    if "passwordProfile" in shown:
+        shown["passwordProfile"] = None  # write-only: Graph never returns the password
+    if always_id and "id" not in shown:
+        shown = {"id": obj["id"], **shown}
+    if with_type:
+        shown = {"@odata.type": ODATA_TYPE[kind], **shown}
+    return shown
 
 
-Bucket = dict[str, tuple[int, bytes]]  # object id -> (version, encoded object)
+def project_many(
+    objects: Sequence[Mapping[str, Any]],
+    kind: str,
+    select: Sequence[str] | None,
+    *,
+    with_type: bool = False,
+) -> list[dict[str, Any]]:
+    """``project`` for a page of objects of one kind, with no Python-level work per object
+    on the common path (this is what keeps serving 100,000 users cheaper than parsing them)."""
+    names = _shown(kind, None if select is None else tuple(select))
+    if with_type or "passwordProfile" in names:
+        return [project(obj, kind, select, with_type=with_type) for obj in objects]
+    try:
+        rows = list(map(_getter(names), objects))
+    except KeyError:
+        return [project(obj, kind, select) for obj in objects]
+    return list(map(dict, map(zip, itertools.repeat(names), rows)))
 
 
-class FragmentCache:
-    """Encoded objects per (selection, with @odata.type); an entry is used only while the
-    object's version is unchanged."""
+PageKey = tuple[tuple[str, ...] | None, bool, tuple[str, ...]]  # select, with_type, ids
 
-    def __init__(self) -> None:
-        self._buckets: dict[tuple[tuple[str, ...] | None, bool], Bucket] = {}
+
+class PageCache:
+    """Encoded ``value`` arrays of recent pages. A page is reused only for the same ids,
+    selection and object versions, so a second read of an unchanged tenant costs a join."""
+
+    def __init__(self, limit: int = 400) -> None:
+        self._pages: OrderedDict[PageKey, tuple[tuple[int | None, ...], bytes]] = OrderedDict()
+        self._limit = limit
         self._lock = threading.Lock()
 
-    def bucket(self, select: tuple[str, ...] | None, with_type: bool) -> Bucket:
-        key = (select, with_type)
+    def get(self, key: PageKey, versions: tuple[int | None, ...]) -> bytes | None:
         with self._lock:
-            found = self._buckets.get(key)
-            if found is None or len(found) >= _CACHE_LIMIT:
-                if len(self._buckets) >= _BUCKET_LIMIT:
-                    self._buckets.clear()
-                found = self._buckets[key] = {}
-            return found
+            found = self._pages.get(key)
+            if found is None or found[0] != versions:
+                return None
+            self._pages.move_to_end(key)
+            return found[1]
+
+    def put(self, key: PageKey, versions: tuple[int | None, ...], encoded: bytes) -> None:
+        with self._lock:
+            self._pages[key] = (versions, encoded)
+            self._pages.move_to_end(key)
+            while len(self._pages) > self._limit:
+                self._pages.popitem(last=False)
 
 
-def page_body(meta: Sequence[tuple[str, Any]], fragments: Sequence[bytes]) -> bytes:
-    """``{meta..., "value": [fragments]}`` without re-encoding the fragments."""
+def page_body(meta: Sequence[tuple[str, Any]], value: bytes) -> bytes:
+    """``{meta..., "value": value}`` around an already encoded array."""
     head = b",".join(encode_json(k) + b":" + encode_json(v) for k, v in meta)
     sep = b"," if head else b""
-    return b"{" + head + sep + b'"value":[' + b",".join(fragments) + b"]}"
+    return b"{" + head + sep + b'"value":' + value + b"}"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from syncctl.emulator.responses import GraphRequestError
 
@@ -19,8 +19,6 @@ class GraphRequest:
     headers: Mapping[str, str]  # lower-cased names
     body: bytes = b""
     raw_query: str = ""
-    in_batch: bool = False
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_target(
@@ -29,13 +27,15 @@ class GraphRequest:
         target: str,
         headers: Mapping[str, str],
         body: bytes = b"",
-        *,
-        in_batch: bool = False,
     ) -> GraphRequest:
         parts = urlsplit(target)
-        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        # OData system query options are case-insensitive ($orderBy, $deltaToken, $Select)
+        query = {
+            (key.lower() if key.startswith("$") else key): value
+            for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        }
         lowered = {k.lower(): v for k, v in headers.items()}
-        return cls(method.upper(), parts.path, query, lowered, body, parts.query, in_batch)
+        return cls(method.upper(), unquote(parts.path), query, lowered, body, parts.query)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())

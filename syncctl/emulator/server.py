@@ -6,6 +6,7 @@ exit; ``Emulator`` exposes the URLs, the CA bundle, the app credential and the f
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import shutil
 import socket
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import trustme
 
@@ -27,7 +28,7 @@ from syncctl.emulator.graph import GraphService
 from syncctl.emulator.identity import Identity
 from syncctl.emulator.request import GraphRequest
 from syncctl.emulator.responses import Response, graph_error, identity_error
-from syncctl.emulator.tenant import EmulatorTenant
+from syncctl.emulator.tenant import EmulatorTenant, generate_tenant
 from syncctl.emulator.throttle import ResourceUnitBudget
 
 RequestRecord = tuple[str, str, str]  # (method, path, query string)
@@ -71,7 +72,6 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _TLSServer
     timeout = 120
-    _aborted = False
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: tests read ``emu.requests`` instead of a log."""
@@ -179,6 +179,7 @@ class Emulator:
         self.budget = ResourceUnitBudget()
         self.identity = Identity(self.authority, tenant.tenant_id, tenant.domain)
         self.service = GraphService(tenant, self.graph, self.identity, self.faults, self.budget)
+        tenant.sorted_ids("users")  # index the largest collection before the first client
         self.requests: list[RequestRecord] = []
         self._requests_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -285,9 +286,6 @@ class Emulator:
 
 
 def _basic_auth(headers: dict[str, str]) -> tuple[str, str] | None:
-    import base64
-    from urllib.parse import unquote
-
     value = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
     scheme, _, encoded = value.partition(" ")
     if scheme.lower() != "basic":
@@ -305,8 +303,6 @@ def running_emulator(
 ) -> Iterator[Emulator]:
     """Serve ``tenant`` (default: a generated 100-user tenant) over TLS until the block ends."""
     if tenant is None:
-        from syncctl.emulator.tenant import generate_tenant
-
         tenant = generate_tenant(users=100, groups=20, seed=7)
     emulator = Emulator(tenant, host=host, port=port)
     emulator.start()

@@ -373,7 +373,7 @@ class EmulatorTenant:
     def _unlink(self, object_id: str, kind: str, *, log: bool) -> None:
         for group_id in self.groups_containing(object_id):
             self.members[group_id].discard(object_id)
-            if log and group_id in self.groups:
+            if log and (group_id in self.groups or group_id in self.deleted_groups):
                 self._log(
                     "group", group_id, ChangeOp.MEMBER_REMOVE, member_id=object_id, member_kind=kind
                 )

@@ -13,7 +13,7 @@ from functools import cache
 from importlib.resources import files
 from typing import Any
 
-import jsonschema
+import jsonschema_rs
 
 from syncctl.errors import PlanFileError
 from syncctl.plan.model import (
@@ -102,9 +102,11 @@ def loads(text: str) -> dict[str, Any]:
             f"unsupported plan format_version {json.dumps(version)} "
             f'(this syncctl reads "{FORMAT_VERSION}")'
         )
-    error = jsonschema.exceptions.best_match(_validator().iter_errors(document))
+    error = next(iter(_validator().iter_errors(document)), None)
     if error is not None:
-        where = error.json_path
+        where = "$" + "".join(
+            f"[{step}]" if isinstance(step, int) else f".{step}" for step in error.instance_path
+        )
         raise PlanFileError(f"invalid syncctl plan at {where}: {_short(error.message)}")
     return document
 
@@ -121,11 +123,10 @@ def plan_schema() -> dict[str, Any]:
 
 
 @cache
-def _validator() -> jsonschema.protocols.Validator:
-    schema = plan_schema()
-    validator_class = jsonschema.validators.validator_for(schema)
-    validator: jsonschema.protocols.Validator = validator_class(schema)
-    return validator
+def _validator() -> jsonschema_rs.Draft202012Validator:
+    # jsonschema-rs, not jsonschema: a 400,000-change plan validates in about a second
+    # instead of three minutes. (The tests check documents with jsonschema as well.)
+    return jsonschema_rs.Draft202012Validator(plan_schema())
 
 
 def _policy(plan: PolicyPlan) -> dict[str, Any]:

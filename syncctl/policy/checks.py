@@ -7,11 +7,13 @@ by the schema and is skipped here), so all problems of a file come out in one pa
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import warnings
+from collections.abc import Collection, Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from syncctl.policy.defaults import DEFAULT_GROUP_ATTRIBUTES, DEFAULT_USER_ATTRIBUTES
 from syncctl.policy.problems import Problem, describe_path, did_you_mean
 from syncctl.policy.yamlpos import JsonPath
 
@@ -52,11 +54,11 @@ def _tenant(tenant: object, policy_dir: Path) -> Iterator[Problem]:
         credential is None
         and isinstance(snapshot, str)
         and snapshot
-        and not (policy_dir / snapshot).is_file()
+        and not (policy_dir / Path(snapshot).expanduser()).is_file()
     ):
         yield Problem(
             ("tenant", "snapshot"),
-            f"tenant.snapshot: file not found: {policy_dir / snapshot}",
+            f"tenant.snapshot: file not found: {policy_dir / Path(snapshot).expanduser()}",
         )
     if isinstance(credential, dict) and "client_id" not in tenant:
         kinds = [kind for kind in _NEEDS_CLIENT_ID if kind in credential]
@@ -122,16 +124,21 @@ def _compiler_agrees(path: JsonPath, clause: dict[str, Any]) -> Iterator[Problem
 
     if not isinstance(clause.get("attribute"), str) or clause.get("op") not in set(FilterOp):
         return
-    problem = check_clause(
-        FilterClause(clause["attribute"], FilterOp(clause["op"]), clause.get("value"))
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        problem = check_clause(
+            FilterClause(clause["attribute"], FilterOp(clause["op"]), clause.get("value"))
+        )
     if problem is not None:
         yield Problem(path, f"{describe_path(path)}: {problem}")
 
 
 def _regex(path: JsonPath, pattern: str) -> Iterator[Problem]:
     try:
-        re.compile(pattern)
+        with warnings.catch_warnings():
+            # "Possible nested set" FutureWarnings would print as stray stderr lines.
+            warnings.simplefilter("ignore")
+            re.compile(pattern)
     except re.error as exc:
         yield Problem(path, f"{describe_path(path)}: invalid regular expression: {exc}")
 
@@ -178,7 +185,12 @@ def _mappings(mappings: object) -> Iterator[Problem]:
                     "mappings.user.attributes: must map userName (every target user needs one)",
                     at_key=True,
                 )
-        mapped = attributes if isinstance(attributes, dict) else None
+        mapped: Collection[str] | None = None
+        if isinstance(attributes, dict):
+            mapped = attributes
+        elif attributes is None:
+            defaults = DEFAULT_USER_ATTRIBUTES if kind == "user" else DEFAULT_GROUP_ATTRIBUTES
+            mapped = [mapping.target for mapping in defaults]
         match = section.get("match")
         if isinstance(match, list) and mapped is not None:
             for index, name in enumerate(match):

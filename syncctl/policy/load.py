@@ -124,8 +124,8 @@ def _check_file(path: Path) -> tuple[LoadedPolicy | None, list[Diagnostic], Loca
     try:
         document, positions = parse(text)
     except YamlDocumentError as exc:
-        problems = [_file_error(path, one_line(p.message), p.line, p.column) for p in exc.problems]
-        return None, problems, here
+        errors = [_file_error(path, one_line(p.message), p.line, p.column) for p in exc.problems]
+        return None, errors, here
     if not isinstance(document, dict):
         found = "a list" if isinstance(document, list) else "a single value"
         message = f"a policy must be a mapping of keys (version, name, tenant, ...), found {found}"
@@ -163,7 +163,9 @@ def _locate(file: str, positions: Positions, problem: Problem) -> Diagnostic:
     column = mark.column
     if problem.expression_column is not None:
         column = expression_column(mark, problem.expression_column)
-    return Diagnostic(Location(file, mark.line, column), one_line(problem.message), problem.severity)
+    return Diagnostic(
+        Location(file, mark.line, column), one_line(problem.message), problem.severity
+    )
 
 
 def one_line(message: str) -> str:

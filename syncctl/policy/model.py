@@ -237,7 +237,10 @@ class Threshold:
         if self.count is not None:
             return self.count
         assert self.percent is not None
-        return math.floor(managed * self.percent / 100)
+        # A non-zero share always allows one: offboarding a single person from a small
+        # directory is not a mass deletion (the all-managed check still guards the rest).
+        share = math.floor(managed * self.percent / 100)
+        return max(share, 1) if self.percent > 0 else 0
 
     def __str__(self) -> str:
         return str(self.count) if self.count is not None else f"{self.percent:g}%"

@@ -9,7 +9,7 @@ plan: lists and the text plan are cut, with counts of what was left out.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from syncctl.plan.addresses import split_object
@@ -34,9 +34,10 @@ _TRUNCATED = "... {n} more lines not shown: run `syncctl show` on the saved plan
 
 def render(plan: dict[str, Any]) -> str:
     body = text.render(plan, color=False).rstrip("\n")
-    full = _document(plan, body, list_cap=None, text_budget=None)
-    if len(full) <= LIMIT:
-        return full
+    if len(body) < LIMIT:  # otherwise the whole document cannot fit: skip building it
+        full = _document(plan, body, list_cap=None, text_budget=None)
+        if len(full) <= LIMIT:
+            return full
     for cap in (100, 20, 0):
         without_text = _document(plan, body, list_cap=cap, text_budget=0)
         budget = LIMIT - len(without_text) - 500
@@ -88,24 +89,18 @@ def _banner(plan: Mapping[str, Any]) -> list[str]:
 
 
 def _policy_lists(policy: Mapping[str, Any], cap: int | None) -> list[str]:
-    by_key: dict[str, list[str]] = {key: [] for key, _ in SECTIONS}
+    by_key: dict[str, list[Mapping[str, Any]]] = {key: [] for key, _ in SECTIONS}
     for change in policy["changes"]:
-        if change["kind"] == "membership":
-            key = "member_" + change["action"]
-            by_key[key].append(f"- {_code(change['address'].removeprefix('membership/'))}")
-        else:
-            kind, _ = split_object(change["address"])
-            why = reason_text(change["reason"], kind)
-            by_key[change["action"]].append(f"- {_code(change['address'])}: {why}")
+        key = change["action"]
+        by_key["member_" + key if change["kind"] == "membership" else key].append(change)
     out: list[str] = []
     for key, heading in SECTIONS:
-        items = by_key[key]
-        if items:
-            out += _list(f"{heading} ({len(items)})", items, cap)
+        changes = by_key[key]
+        if changes:
+            out += _list(f"{heading} ({len(changes)})", changes, cap, _change_item)
     errors = policy.get("errors", ())
     if errors:
-        items = [f"- {_code(e['address'])}: {_escape(e['message'])}" for e in errors]
-        out += _list(f"Errors, left untouched ({len(items)})", items, cap)
+        out += _list(f"Errors, left untouched ({len(errors)})", errors, cap, _error_item)
     unmanaged = len(policy["unmanaged"])
     if unmanaged:
         verb = "is" if unmanaged == 1 else "are"
@@ -117,11 +112,29 @@ def _policy_lists(policy: Mapping[str, Any], cap: int | None) -> list[str]:
     return out
 
 
-def _list(heading: str, items: Sequence[str], cap: int | None) -> list[str]:
-    shown = list(items if cap is None else items[:cap])
-    if len(shown) < len(items):
-        shown.append(f"- ... and {len(items) - len(shown)} more")
-    if len(items) > COLLAPSE_OVER:
+def _change_item(change: Mapping[str, Any]) -> str:
+    address = change["address"]
+    if change["kind"] == "membership":
+        return f"- {_code(address.removeprefix('membership/'))}"
+    kind, _ = split_object(address)
+    return f"- {_code(address)}: {reason_text(change['reason'], kind)}"
+
+
+def _error_item(error: Mapping[str, Any]) -> str:
+    return f"- {_code(error['address'])}: {_escape(error['message'])}"
+
+
+def _list(
+    heading: str,
+    entries: Sequence[Mapping[str, Any]],
+    cap: int | None,
+    item: Callable[[Mapping[str, Any]], str],
+) -> list[str]:
+    """A list of the first ``cap`` entries (all when None), formatted only as far as shown."""
+    shown = [item(e) for e in (entries if cap is None else entries[:cap])]
+    if len(shown) < len(entries):
+        shown.append(f"- ... and {len(entries) - len(shown)} more")
+    if len(entries) > COLLAPSE_OVER:
         return [f"<details><summary>{heading}</summary>", "", *shown, "", "</details>", ""]
     return [f"**{heading}**", "", *shown, ""]
 

@@ -6,6 +6,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+_json = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+
 VERBS = {
     "create": "created",
     "update": "updated in-place",
@@ -59,7 +61,7 @@ def summary_line(summary: Mapping[str, int]) -> str:
 
 def quote(text: str) -> str:
     """A name in double quotes, escaped like a JSON string."""
-    return json.dumps(text, ensure_ascii=False)
+    return _json(text)
 
 
 def value_text(value: Any, *, redacted: bool = False, deferred: bool = False) -> str:
@@ -70,4 +72,4 @@ def value_text(value: Any, *, redacted: bool = False, deferred: bool = False) ->
         return "(known after apply)"
     if redacted:
         return "(redacted)"
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return _json(value)

@@ -17,25 +17,36 @@ fallback. See docs/scim.md for every server deviation this tolerates.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
 
 from syncctl.errors import TargetError, TransientTargetError
-from syncctl.model import ObjectKind, TargetObject, TargetSnapshot, fingerprint
-from syncctl.plan.model import Action, Change, ChangeKind
+from syncctl.model import ObjectKind, TargetObject, TargetSnapshot
+from syncctl.plan.model import Action, AttributeChange, Change, ChangeKind
 from syncctl.policy.model import Policy, ScimTarget
 from syncctl.scimpath import ENTERPRISE_USER, from_resource, patch_path, to_resource
 from syncctl.targets import scim_filter
 from syncctl.targets.base import Capabilities, Outcome, OutcomeStatus
 from syncctl.targets.scim_discovery import ServiceProvider, discover
 from syncctl.targets.scim_http import ConnectionLost, ScimHttp
+from syncctl.targets.scim_resources import (
+    error_detail,
+    last_segment,
+    matches,
+    merge_elements,
+    remove_path,
+    resource_version,
+)
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
+BULK_CHUNK = 100  # operations per /Bulk request (fewer when the server's maxOperations is lower)
 PAGE_SIZE = 200  # listing costs ~1.3 ms per resource on scim2-server; 100-200 keeps pages quick
 MEMBER_CHUNK = 100  # members per PATCH request
 CREATE_ATTEMPTS = 3  # POSTs per create when the connection drops and nothing was created
@@ -52,37 +63,25 @@ _USER = _Kind(ObjectKind.USER, "userName")
 _GROUP = _Kind(ObjectKind.GROUP, "displayName")
 
 
-def _detail(response: httpx.Response) -> str:
-    """A one-line reason from a SCIM error body (RFC 7644 §3.12), without echoing secrets."""
-    try:
-        body = response.json()
-    except ValueError:
-        return f"status {response.status_code}"
-    if not isinstance(body, dict):
-        return f"status {response.status_code}"
-    parts = [f"status {response.status_code}"]
-    if body.get("scimType"):
-        parts.append(str(body["scimType"]))
-    detail = str(body.get("detail") or "").splitlines()[0:1]
-    if detail:
-        parts.append(detail[0][:200])
-    return ": ".join(parts)
-
-
-def _version(resource: Mapping[str, Any], response: httpx.Response | None = None) -> str:
-    meta = resource.get("meta")
-    if isinstance(meta, dict) and isinstance(meta.get("version"), str):
-        return str(meta["version"])
-    if response is not None and response.headers.get("ETag"):
-        return response.headers["ETag"]
-    # No ETags: a content hash still changes whenever the object does.
-    return "sha256:" + fingerprint({k: v for k, v in resource.items() if k != "meta"})[:32]
+@dataclass(frozen=True, slots=True)
+class _BulkItem:
+    index: int  # position in the apply() batch
+    change: Change
+    kind: _Kind
+    op: dict[str, Any]
 
 
 class ScimDirectory:
     """A SCIM 2.0 service provider as a syncctl target."""
 
-    def __init__(self, policy: Policy, *, parallelism: int = DEFAULT_PARALLELISM) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        parallelism: int = DEFAULT_PARALLELISM,
+        bulk: bool | None = None,
+    ) -> None:
+        """``bulk``: None uses /Bulk for creates when the server offers it; False never."""
         if not isinstance(policy.target, ScimTarget):
             raise TargetError(f"policy {policy.name}: target is not of type scim")
         self._policy = policy
@@ -100,6 +99,7 @@ class ScimDirectory:
         self._listed: dict[ObjectKind, set[str]] = {}  # their target ids
         self._remove_style: str | None = None  # "filter" | "value_array" once one has worked
         self._put_only = False  # PATCH claimed or found unsupported
+        self._bulk = bulk
 
     # -- discovery ---------------------------------------------------------------------------
 
@@ -127,7 +127,7 @@ class ScimDirectory:
         where = f"GET {self._http.url(sp.users_endpoint)}"
         response = self._http.request("GET", sp.users_endpoint, params=params)
         if response.status_code != 200:
-            raise TargetError(f"{where}: {_detail(response)}")
+            raise TargetError(f"{where}: {error_detail(response)}")
 
     def _endpoint(self, kind: ObjectKind) -> str:
         sp = self.service_provider
@@ -146,7 +146,7 @@ class ScimDirectory:
             query = {**params, "startIndex": str(start), "count": str(page)}
             response = self._http.request("GET", endpoint, params=query)
             if response.status_code != 200:
-                raise TargetError(f"{where} (startIndex {start}): {_detail(response)}")
+                raise TargetError(f"{where} (startIndex {start}): {error_detail(response)}")
             try:
                 body = response.json()
             except ValueError:
@@ -257,7 +257,7 @@ class ScimDirectory:
             active=True if kind.kind is ObjectKind.GROUP else active is not False,
             attributes=from_resource(resource, paths),
             managed_by=owner if external_id is not None and external_id in known else None,
-            version=_version(resource),
+            version=resource_version(resource),
         )
 
     # -- writing -----------------------------------------------------------------------------
@@ -265,15 +265,129 @@ class ScimDirectory:
     def apply(self, changes: Sequence[Change], owner: str) -> list[Outcome]:
         outcomes: dict[int, Outcome] = {}
         memberships: dict[tuple[str, Action], list[tuple[int, Change]]] = defaultdict(list)
+        creates: list[tuple[int, Change]] = []
         for index, change in enumerate(changes):
             if change.kind is ChangeKind.MEMBERSHIP:
                 memberships[(change.group or "", change.action)].append((index, change))
+            elif self._bulk_eligible(change):
+                creates.append((index, change))
             else:
                 outcomes[index] = self._apply_object(change)
+        if len(creates) >= 2:
+            outcomes.update(self._bulk_create(creates))
+        else:
+            outcomes.update((index, self._apply_object(change)) for index, change in creates)
         for (group, action), items in sorted(memberships.items()):
             for index, outcome in self._apply_members(group, action, items):
                 outcomes[index] = outcome
         return [outcomes[i] for i in range(len(changes))]
+
+    # -- Bulk (RFC 7644 §3.7) ------------------------------------------------------------------
+
+    def _bulk_eligible(self, change: Change) -> bool:
+        """Creates go through /Bulk when the server offers it and read() has shown they do
+        not exist yet (a crash re-run finds its objects in the maps and updates them)."""
+        if change.action is not Action.CREATE or change.source_id is None:
+            return False
+        if self._bulk is False or not self._read_done or not self.service_provider.bulk:
+            return False
+        kind = ObjectKind.USER if change.kind is ChangeKind.USER else ObjectKind.GROUP
+        with self._lock:
+            return change.source_id not in self._ids[kind]
+
+    def _bulk_create(self, items: list[tuple[int, Change]]) -> dict[int, Outcome]:
+        sp = self.service_provider
+        limit = min(BULK_CHUNK, sp.bulk_max_operations or BULK_CHUNK)
+        max_payload = (sp.bulk_max_payload or 1_048_576) - 1024  # room for the envelope
+        chunks: list[list[_BulkItem]] = [[]]
+        size = 0
+        for index, change in items:
+            kind = _USER if change.kind is ChangeKind.USER else _GROUP
+            assert change.source_id is not None
+            with self._lock:
+                self._managed.add(change.source_id)
+            body = self._create_body(kind, change, change.source_id)
+            op = {
+                "method": "POST",
+                "path": self._endpoint(kind.kind),
+                "bulkId": f"c{index}",
+                "data": body,
+            }
+            op_size = len(json.dumps(op, separators=(",", ":")).encode())
+            if chunks[-1] and (len(chunks[-1]) >= limit or size + op_size > max_payload):
+                chunks.append([])
+                size = 0
+            chunks[-1].append(_BulkItem(index, change, kind, op))
+            size += op_size
+        outcomes: dict[int, Outcome] = {}
+        for chunk in chunks:
+            outcomes.update(self._send_bulk(chunk))
+        return outcomes
+
+    def _send_bulk(self, chunk: list[_BulkItem]) -> dict[int, Outcome]:
+        where = f"POST {self._http.url('/Bulk')}"
+        body = {"schemas": [BULK_REQUEST], "Operations": [item.op for item in chunk]}
+        try:
+            response = self._http.request("POST", "/Bulk", json=body, idempotent=False)
+        except ConnectionLost:
+            return self._one_by_one(chunk, check_existing=True)
+        if response.status_code != 200:
+            if response.status_code in (404, 405, 501):
+                self._bulk = False  # claimed but not there: stop trying for this run
+            return self._one_by_one(chunk, check_existing=response.status_code >= 500)
+        try:
+            results = response.json().get("Operations") or []
+        except (ValueError, AttributeError):
+            results = []
+        by_id = {r.get("bulkId"): r for r in results if isinstance(r, dict)}
+        outcomes: dict[int, Outcome] = {}
+        unanswered: list[_BulkItem] = []
+        for item in chunk:
+            result = by_id.get(item.op["bulkId"])
+            status = str(result.get("status", "")) if result else ""
+            answer = (result or {}).get("response") or {}
+            target_id = last_segment(str((result or {}).get("location") or "")) or answer.get("id")
+            assert item.change.source_id is not None
+            if status in ("200", "201") and isinstance(target_id, str) and target_id:
+                self._remember(item.kind, item.change.source_id, target_id)
+                outcomes[item.index] = Outcome(
+                    item.change.address, OutcomeStatus.APPLIED, target_id=target_id
+                )
+            elif status == "409":
+                # Conflict handling (adopt or explain) lives in the single-create path.
+                outcomes[item.index] = self._create(item.kind, item.change)
+            elif status:
+                detail = str(answer.get("detail") or "").splitlines()[:1]
+                message = f"{where} operation {item.op['bulkId']}: status {status}"
+                outcomes[item.index] = Outcome(
+                    item.change.address,
+                    OutcomeStatus.FAILED,
+                    message=": ".join([message, *detail]),
+                )
+            else:
+                unanswered.append(item)
+        outcomes.update(self._one_by_one(unanswered, check_existing=True))
+        return outcomes
+
+    def _one_by_one(self, chunk: list[_BulkItem], *, check_existing: bool) -> dict[int, Outcome]:
+        """Bulk did not (fully) answer: create singly, first looking for what it may have
+        created already."""
+        outcomes: dict[int, Outcome] = {}
+        for item in chunk:
+            assert item.change.source_id is not None
+            found = (
+                self._find_by_external_id(item.kind, item.change.source_id)
+                if check_existing
+                else None
+            )
+            if found is not None:
+                self._remember(item.kind, item.change.source_id, found)
+                outcomes[item.index] = Outcome(
+                    item.change.address, OutcomeStatus.APPLIED, target_id=found
+                )
+            else:
+                outcomes[item.index] = self._create(item.kind, item.change)
+        return outcomes
 
     def _apply_object(self, change: Change) -> Outcome:
         kind = _USER if change.kind is ChangeKind.USER else _GROUP
@@ -312,7 +426,7 @@ class ScimDirectory:
         if response.status_code == 404:
             return None  # gone: the write reports it (delete: already gone)
         if response.status_code != 200:
-            return f"GET {kind.kind.value} {target_id}: {_detail(response)}"
+            return f"GET {kind.kind.value} {target_id}: {error_detail(response)}"
         external = response.json().get("externalId")
         if source_id is not None and external == source_id:
             return None
@@ -332,11 +446,8 @@ class ScimDirectory:
             existing = self._find_by_external_id(kind, source_id)
         if existing is not None:
             # A re-run after a crash: the object is already there; bring it up to date.
-            return self._modify(kind, change, existing, None, [], created=True)
-        body = to_resource(self._flat(change), kind.kind)
-        body["externalId"] = source_id
-        if kind.kind is ObjectKind.USER:
-            body["active"] = True
+            return self._converge(kind, change, existing, [])
+        body = self._create_body(kind, change, source_id)
         endpoint = self._endpoint(kind.kind)
         where = f"POST {self._http.url(endpoint)}"
         for _attempt in range(CREATE_ATTEMPTS):
@@ -362,9 +473,16 @@ class ScimDirectory:
             if response.status_code == 409:
                 return self._on_conflict(kind, change, source_id, where, response)
             return Outcome(
-                change.address, OutcomeStatus.FAILED, message=f"{where}: {_detail(response)}"
+                change.address, OutcomeStatus.FAILED, message=f"{where}: {error_detail(response)}"
             )
         raise TransientTargetError(f"{where}: connection failed {CREATE_ATTEMPTS} times")
+
+    def _create_body(self, kind: _Kind, change: Change, source_id: str) -> dict[str, Any]:
+        body = to_resource(self._flat(change), kind.kind)
+        body["externalId"] = source_id
+        if kind.kind is ObjectKind.USER:
+            body["active"] = True
+        return body
 
     def _created_id(self, response: httpx.Response) -> str | None:
         try:
@@ -373,8 +491,7 @@ class ScimDirectory:
             body = None
         if isinstance(body, dict) and isinstance(body.get("id"), str) and body["id"]:
             return str(body["id"])
-        location = response.headers.get("Location", "").rstrip("/")
-        return location.rsplit("/", 1)[-1] or None if location else None
+        return last_segment(response.headers.get("Location", ""))
 
     def _remember(self, kind: _Kind, source_id: str, target_id: str) -> None:
         with self._lock:
@@ -389,7 +506,7 @@ class ScimDirectory:
         response = self._http.request("GET", endpoint, params=params)
         if response.status_code != 200:
             raise TargetError(
-                f"GET {self._http.url(endpoint)} filter {filter_text}: {_detail(response)}"
+                f"GET {self._http.url(endpoint)} filter {filter_text}: {error_detail(response)}"
             )
         resources = response.json().get("Resources") or []
         return [r for r in resources if isinstance(r, dict) and isinstance(r.get("id"), str)]
@@ -408,7 +525,7 @@ class ScimDirectory:
         ours = self._find_by_external_id(kind, source_id)
         if ours is not None:
             self._remember(kind, source_id, ours)
-            return self._modify(kind, change, ours, None, [], created=True)
+            return self._converge(kind, change, ours, [])
         match = (
             self._policy.mappings.user.match
             if kind.kind is ObjectKind.USER
@@ -420,7 +537,7 @@ class ScimDirectory:
                 change.address,
                 OutcomeStatus.FAILED,
                 message=(
-                    f"{where}: {_detail(response)}: an object with this "
+                    f"{where}: {error_detail(response)}: an object with this "
                     f"{kind.key} already exists and is not managed by syncctl "
                     f"(set mappings.{kind.kind.value}.match to adopt it)"
                 ),
@@ -436,20 +553,20 @@ class ScimDirectory:
             free = [
                 o.target_id
                 for o in self._seen.get(kind.kind, [])
-                if o.external_id not in managed and _matches(o, kind, wanted)
+                if o.external_id not in managed and matches(o, kind.key, wanted)
             ]
         if len(free) != 1:
             return Outcome(
                 change.address,
                 OutcomeStatus.FAILED,
                 message=(
-                    f"{where}: {_detail(response)}: match on {', '.join(match)} found "
+                    f"{where}: {error_detail(response)}: match on {', '.join(match)} found "
                     f"{len(free)} unmanaged objects (need exactly one to adopt)"
                 ),
             )
         target_id = free[0]
         extra = [{"op": "replace", "path": "externalId", "value": source_id}]
-        outcome = self._modify(kind, change, target_id, None, extra, created=True)
+        outcome = self._converge(kind, change, target_id, extra)
         if outcome.status is OutcomeStatus.APPLIED:
             self._remember(kind, source_id, target_id)
         return outcome
@@ -468,6 +585,29 @@ class ScimDirectory:
         if outcome.status is OutcomeStatus.APPLIED:
             self._remember(kind, change.source_id, change.target_id)
         return outcome
+
+    def _converge(
+        self, kind: _Kind, change: Change, target_id: str, extra: list[dict[str, Any]]
+    ) -> Outcome:
+        """Bring an object that already exists (crash re-run, 409) to what a create wanted:
+        read it and PATCH only what differs (a blind ``add`` could duplicate elements)."""
+        path = f"{self._endpoint(kind.kind)}/{target_id}"
+        response = self._http.request("GET", path)
+        if response.status_code != 200:
+            return self._failure(change, f"GET {self._http.url(path)}", response)
+        resource = response.json()
+        current = from_resource(resource, [a.path for a in change.attributes])
+        differing = tuple(
+            AttributeChange(a.path, current.get(a.path), a.after)
+            for a in change.attributes
+            if current.get(a.path) != a.after
+        )
+        ops = list(extra)
+        if kind.kind is ObjectKind.USER and resource.get("active") is False:
+            ops.append({"op": "replace", "path": "active", "value": True})
+        version = resource_version(resource, response)
+        fixed = replace(change, attributes=differing)
+        return self._modify(kind, fixed, target_id, version, ops, created=True)
 
     def _attribute_ops(self, kind: _Kind, change: Change) -> list[dict[str, Any]]:
         ops: list[dict[str, Any]] = []
@@ -511,8 +651,8 @@ class ScimDirectory:
                 return Outcome(change.address, OutcomeStatus.APPLIED, target_id=target)
             if response.status_code != 501:
                 return self._failure(change, where_patch, response)
-            # The server claims PATCH but does not implement this form: use PUT from now on
-            # only for this request (other forms may still work).
+            # PATCH is claimed but this form is not implemented: PUT this one change (other
+            # PATCH forms may still work, so PATCH is not given up for the run).
         return self._put(kind, change, target_id, version, extra=extra, target=target)
 
     def _put(
@@ -532,7 +672,7 @@ class ScimDirectory:
         current = response.json()
         if version is not None and self.service_provider.etag is False:
             pass  # no ETags: the planner was told (capabilities.versions) and did not rely on it
-        elif version is not None and _version(current, response) != version:
+        elif version is not None and resource_version(current, response) != version:
             return Outcome(
                 change.address,
                 OutcomeStatus.STALE,
@@ -547,12 +687,12 @@ class ScimDirectory:
             elif isinstance(value, dict) and isinstance(resource.get(key), dict):
                 resource[key] = {**resource[key], **value}
             elif isinstance(value, list) and isinstance(resource.get(key), list):
-                resource[key] = _merge_elements(resource[key], value)
+                resource[key] = merge_elements(resource[key], value)
             else:
                 resource[key] = value
         for attribute in change.attributes:
-            if attribute.after is None and "." not in attribute.path and "[" not in attribute.path:
-                resource.pop(attribute.path, None)
+            if attribute.after is None:
+                remove_path(resource, patch_path(attribute.path))
         for op in extra:
             resource[op["path"]] = op["value"]
         response = self._http.request("PUT", path, json=resource, headers=self._if_match(version))
@@ -589,7 +729,7 @@ class ScimDirectory:
                 message=f"{where}: no longer exists on the target (404)",
             )
         return Outcome(
-            change.address, OutcomeStatus.FAILED, message=f"{where}: {_detail(response)}"
+            change.address, OutcomeStatus.FAILED, message=f"{where}: {error_detail(response)}"
         )
 
     # -- membership --------------------------------------------------------------------------
@@ -667,37 +807,7 @@ class ScimDirectory:
             if response.status_code not in (400, 501):
                 break
         assert response is not None
-        return OutcomeStatus.FAILED, f"{where}: {_detail(response)}"
+        return OutcomeStatus.FAILED, f"{where}: {error_detail(response)}"
 
     def close(self) -> None:
         self._http.close()
-
-
-def _matches(obj: TargetObject, kind: _Kind, wanted: Mapping[str, Any]) -> bool:
-    """``match`` semantics of a SCIM ``eq`` filter: case-insensitive on the key attribute
-    (userName and displayName are caseExact=false in RFC 7643)."""
-    for path, value in wanted.items():
-        actual = obj.key if path == kind.key else obj.attributes.get(path)
-        if path == kind.key and isinstance(actual, str) and isinstance(value, str):
-            if actual.casefold() != value.casefold():
-                return False
-        elif actual != value:
-            return False
-    return True
-
-
-def _merge_elements(current: list[Any], wanted: list[Any]) -> list[Any]:
-    """Multi-valued attributes for PUT: the wanted elements replace those of the same type.
-
-    Untyped elements are replaced too: servers that drop ``type`` (django-scim2 keeps one
-    primary email) store what syncctl wrote without it. Primary stays where it was."""
-    types = {e.get("type") for e in wanted if isinstance(e, dict)}
-    kept: list[Any] = []
-    replaced: list[Any] = []
-    for element in current:
-        typed = isinstance(element, dict) and element.get("type")
-        (kept if typed and element.get("type") not in types else replaced).append(element)
-    merged = [dict(e) if isinstance(e, dict) else e for e in wanted]
-    if merged and any(isinstance(e, dict) and e.get("primary") for e in replaced):
-        merged[0]["primary"] = True
-    return [*kept, *merged]

@@ -221,3 +221,39 @@ def test_show_renders_json_and_markdown(fixture: Path) -> None:
     bad = syncctl("show", "broken.json", cwd=cwd)
     assert bad.returncode == 1
     assert bad.stderr.startswith("Error: broken.json: not a syncctl plan")
+
+
+def _apply_on_a_terminal(fixture: Path, answer: str) -> subprocess.CompletedProcess[str]:
+    """Run apply with a pseudo-terminal as stdin and type ``answer`` at the prompt."""
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        os.write(master, (answer + "\n").encode())
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCCTL_")}
+        return subprocess.run(
+            [SYNCCTL, "apply", fixture.name],
+            cwd=fixture.parent,
+            env={**env, "NO_COLOR": "1"},
+            stdin=slave,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_confirmation_accepts_only_yes(fixture: Path) -> None:
+    refused = _apply_on_a_terminal(fixture, "y")
+    assert refused.returncode == 1
+    assert "Apply these changes? Only 'yes' is accepted:" in refused.stderr
+    assert "Apply cancelled" in refused.stderr
+    assert rows(fixture.parent / "generated.db", "SELECT count(*) FROM users") == [(0,)]
+
+    accepted = _apply_on_a_terminal(fixture, "yes")
+    assert accepted.returncode == 0, accepted.stderr
+    assert "Apply complete" in accepted.stdout
+    assert rows(fixture.parent / "generated.db", "SELECT count(*) FROM users") == [(20,)]

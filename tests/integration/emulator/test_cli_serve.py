@@ -219,6 +219,7 @@ def test_bad_tenant_file_is_a_one_line_error(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=30,
+        check=False,
     )
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0
@@ -237,7 +238,42 @@ def test_without_the_extra_it_says_what_to_install() -> None:
         text=True,
         timeout=30,
         env={**os.environ, "NO_COLOR": "1"},
+        check=False,
     )
     assert result.returncode == 1
     assert "pip install 'syncctl[emulator]'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_throttle_option(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [
+            SYNCCTL,
+            "emulator",
+            "serve",
+            "--users",
+            "5",
+            "--groups",
+            "10",
+            "--json",
+            "--throttle",
+            "3",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        info = json.loads(_read_line(process))
+        with httpx.Client(verify=ssl.create_default_context(cafile=info["ca_bundle"])) as http:
+            headers = {"Authorization": f"Bearer {_token(http, info)}"}
+            first = http.get(f"{info['graph']}/v1.0/users", headers=headers)  # 2 RU
+            second = http.get(f"{info['graph']}/v1.0/users", headers=headers)
+            assert first.status_code == 200
+            assert second.status_code == 429 and int(second.headers["Retry-After"]) >= 1
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()

@@ -98,6 +98,8 @@ def test_prefer_return_minimal_sends_only_changed_properties(graph: Graph, emu: 
     tenant.update_user(user_id, accountEnabled=flipped)  # no change, no log entry
     items, _, _ = graph.delta(link, headers={"Prefer": "return=minimal"})
     assert items == [{"id": user_id, "accountEnabled": flipped}]
+    applied = graph.get(link, headers={"Prefer": "return=minimal"}).headers["Preference-Applied"]
+    assert applied == "return=minimal"
 
 
 def test_groups_delta_initial_full_membership(graph: Graph, tenant: EmulatorTenant) -> None:

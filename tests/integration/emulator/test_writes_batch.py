@@ -20,7 +20,19 @@ def test_deleted_items_list_soft_deleted_users(graph: Graph, emu: Emulator) -> N
     )
     assert sorted(u["id"] for u in page["value"]) == victims
     assert all(u["deletedDateTime"].endswith("Z") for u in page["value"])
-    assert all(u["@odata.type"] == "#microsoft.graph.user" for u in page["value"])
+    # deleteditems-list.md: shaped like /users (same context, no @odata.type on items)
+    assert page["@odata.context"].endswith("$metadata#users(id,displayName,deletedDateTime)")
+    assert all("@odata.type" not in u for u in page["value"])
+    # Graph's own example: case-insensitive option and property names; deletedDateTime
+    # ordering is an advanced query
+    ordered = (
+        "/directory/deleteditems/microsoft.graph.user"
+        "?$count=true&$orderBy=deletedDateTime desc&$select=id,DisplayName"
+    )
+    assert_graph_error(graph.get(ordered.replace("$count=true&", "")), 400)
+    newest_first = graph.ok(ordered, eventual=True)
+    assert newest_first["@odata.count"] == 3
+    assert set(newest_first["value"][0]) == {"id", "displayName"}
     assert graph.ok("/directory/deletedItems/microsoft.graph.group")["value"] == []
     assert_graph_error(graph.get("/directory/deletedItems"), 400, "Request_BadRequest")
     single = graph.ok(f"/directory/deletedItems/{victims[0]}")
@@ -51,9 +63,7 @@ def test_deleted_m365_group_is_listed(graph: Graph, tenant: EmulatorTenant, emu:
     assert group is not None
     tenant.soft_delete_group(group["id"])
     page = graph.ok("/directory/deletedItems/microsoft.graph.group?$select=id,displayName")
-    assert page["value"] == [
-        {"@odata.type": "#microsoft.graph.group", "id": group["id"], "displayName": "All Company"}
-    ]
+    assert page["value"] == [{"id": group["id"], "displayName": "All Company"}]
     assert_graph_error(graph.get(f"/groups/{group['id']}"), 404)
     tenant.restore_group(group["id"])
     assert graph.ok(f"/groups/{group['id']}?$select=id")["id"] == group["id"]
@@ -150,7 +160,8 @@ def test_batch_runs_get_routes_with_per_item_status(graph: Graph, emu: Emulator)
         {
             "id": "3",
             "method": "GET",
-            "url": f"/groups/{scope['id']}/transitiveMembers/microsoft.graph.user?$count=true&$select=id",
+            "url": f"/groups/{scope['id']}/transitiveMembers/microsoft.graph.user"
+            "?$count=true&$select=id",
             "headers": {"ConsistencyLevel": "eventual"},
         },
         {"id": "4", "method": "GET", "url": "users?$count=true"},

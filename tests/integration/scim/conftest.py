@@ -51,10 +51,13 @@ def make_directory(tmp_path: Path, tenant_url: str, token_file: Path) -> Iterato
     made: list[ScimDirectory] = []
 
     def build(
-        url: str | None = None, policy: Policy | None = None, **policy_options: object
+        url: str | None = None,
+        policy: Policy | None = None,
+        bulk: bool | None = None,
+        **policy_options: object,
     ) -> ScimDirectory:
         base = policy or make_policy(tmp_path, **policy_options)  # type: ignore[arg-type]
-        directory = ScimDirectory(scim_policy(base, url or tenant_url, token_file))
+        directory = ScimDirectory(scim_policy(base, url or tenant_url, token_file), bulk=bulk)
         made.append(directory)
         return directory
 

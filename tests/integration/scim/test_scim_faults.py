@@ -33,9 +33,21 @@ def proxy(scim_server: ScimServer) -> Iterator[FaultProxy]:
 def via_proxy(
     proxy: FaultProxy, tenant_url: str, make_directory: DirectoryFactory
 ) -> ScimDirectory:
+    """Single requests (no /Bulk), so each fault hits one object's request."""
+    url = tenant_url.replace(proxy.upstream, proxy.root)
+    directory = make_directory(url=url, bulk=False)
+    directory._http.retry = FAST_RETRY
+    return directory
+
+
+@pytest.fixture
+def bulk_via_proxy(
+    proxy: FaultProxy, tenant_url: str, make_directory: DirectoryFactory
+) -> ScimDirectory:
     url = tenant_url.replace(proxy.upstream, proxy.root)
     directory = make_directory(url=url)
     directory._http.retry = FAST_RETRY
+    directory.read(OWNER, [])
     return directory
 
 
@@ -192,3 +204,58 @@ def test_membership_patch_survives_a_dropped_connection(
     assert outcome.status is OutcomeStatus.APPLIED
     (group,) = _groups(raw)
     assert len(group["members"]) == 1  # the retried add did not duplicate the member
+
+
+def test_creates_use_bulk_when_offered(
+    bulk_via_proxy: ScimDirectory,
+    proxy: FaultProxy,
+    raw: httpx.Client,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(scim_module, "BULK_CHUNK", 2)
+    changes = [create_user(n) for n in range(1, 5)] + [create_group(1)]
+    outcomes = bulk_via_proxy.apply(changes, OWNER)
+    assert [o.status for o in outcomes] == [OutcomeStatus.APPLIED] * 5
+    assert proxy.count("POST", "/Bulk", 200) == 3  # 5 operations, 2 per request
+    assert proxy.count("POST", "/Users") == proxy.count("POST", "/Groups") == 0
+    stored = {u["externalId"]: u["id"] for u in _users(raw)}
+    assert stored == {
+        eid("user", n): o.target_id for n, o in zip(range(1, 5), outcomes, strict=True)
+    }
+    # Memberships resolve to the ids Bulk returned.
+    (added,) = bulk_via_proxy.apply([member(Action.ADD, 1, 2)], OWNER)
+    assert added.status is OutcomeStatus.APPLIED
+    assert _groups(raw)[0]["members"] == [{"value": stored[eid("user", 2)]}]
+
+
+def test_bulk_conflict_goes_through_the_single_create_path(
+    bulk_via_proxy: ScimDirectory, proxy: FaultProxy, raw: httpx.Client
+) -> None:
+    raw.post("/Users", json={"userName": "user2@contoso.test", "externalId": "hr-2"})
+    bulk_via_proxy.read(OWNER, [])
+    ok, conflict = bulk_via_proxy.apply([create_user(1), create_user(2)], OWNER)
+    assert ok.status is OutcomeStatus.APPLIED
+    assert conflict.status is OutcomeStatus.FAILED
+    assert "409" in (conflict.message or "") and "mappings.user.match" in (conflict.message or "")
+    assert len(_users(raw)) == 2
+
+
+def test_bulk_answer_lost_does_not_duplicate(
+    bulk_via_proxy: ScimDirectory, proxy: FaultProxy, raw: httpx.Client
+) -> None:
+    proxy.add(Rule("drop_after", "POST", "/Bulk", times=1))
+    outcomes = bulk_via_proxy.apply([create_group(1), create_group(2)], OWNER)
+    assert [o.status for o in outcomes] == [OutcomeStatus.APPLIED] * 2
+    assert sorted(g["displayName"] for g in _groups(raw)) == ["Group 1", "Group 2"]
+    assert proxy.count("POST", "/Groups") == 0  # both were found by externalId
+
+
+def test_bulk_claimed_but_missing_falls_back(
+    bulk_via_proxy: ScimDirectory, proxy: FaultProxy, raw: httpx.Client
+) -> None:
+    proxy.add(Rule("status", "POST", "/Bulk", status=501))
+    first = bulk_via_proxy.apply([create_user(1), create_user(2)], OWNER)
+    second = bulk_via_proxy.apply([create_user(3), create_user(4)], OWNER)
+    assert [o.status for o in first + second] == [OutcomeStatus.APPLIED] * 4
+    assert proxy.count("POST", "/Bulk") == 1  # not tried again after the 501
+    assert len(_users(raw)) == 4

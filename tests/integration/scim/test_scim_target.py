@@ -254,19 +254,27 @@ def test_create_rerun_after_crash_does_not_duplicate(
 ) -> None:
     first = make_directory()
     first.read(OWNER, [])
-    assert first.apply([create_user(1), create_group(1)], OWNER)[0].status is (
-        OutcomeStatus.APPLIED
+    created = first.apply([create_user(1), create_group(1)], OWNER)
+    assert [o.status for o in created] == [OutcomeStatus.APPLIED] * 2
+    # Someone edits the object before the re-run; the re-run repairs only that.
+    raw.patch(
+        f"/Users/{created[0].target_id}",
+        json={"Operations": [{"op": "replace", "path": "title", "value": "Edited"}]},
     )
     # A new process that did not read (e.g. a saved plan) finds the object by externalId.
     second = make_directory()
-    outcomes = second.apply([create_user(1), create_group(1)], OWNER)
-    assert [o.status for o in outcomes] == [OutcomeStatus.APPLIED] * 2
-    # A new process that did read sees its own object and does not POST again either.
+    again = second.apply([create_user(1), create_group(1)], OWNER)
+    assert [o.status for o in again] == [OutcomeStatus.APPLIED, OutcomeStatus.UNCHANGED]
+    assert [o.target_id for o in again] == [o.target_id for o in created]
+    # A new process that did read sees its own objects and does not POST again either.
     third = make_directory()
     third.read(OWNER, _all_known(1, 1))
-    third.apply([create_user(1), create_group(1)], OWNER)
-    assert len(_list(raw, "/Users")) == 1
+    final = third.apply([create_user(1), create_group(1)], OWNER)
+    assert [o.status for o in final] == [OutcomeStatus.UNCHANGED] * 2
+    (user,) = _list(raw, "/Users")
     assert len(_list(raw, "/Groups")) == 1
+    assert user["title"] == "Engineer"
+    assert user["emails"] == [{"type": "work", "value": "user1@contoso.test"}]  # not doubled
 
 
 def test_conflict_without_match_is_a_clear_failure(

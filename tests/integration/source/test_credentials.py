@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -165,7 +166,10 @@ def test_federated_token_file_survives_rotation_mid_run(emu: Emulator, tmp_path:
     def rotate() -> None:
         nonlocal rotations
         while not stop.is_set():
-            token_file.write_text(_federated_jwt(key, SUBJECT))
+            # Atomically, as kubelet's AtomicWriter swaps the projected token in.
+            fresh = token_file.with_suffix(".new")
+            fresh.write_text(_federated_jwt(key, SUBJECT))
+            os.replace(fresh, token_file)
             rotations += 1
             stop.wait(0.05)
 

@@ -139,6 +139,7 @@ class _ShortLivedTokens(BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.slow
 def test_token_expiring_mid_run_is_refreshed(
     emu: Emulator, clean: SourceSnapshot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -149,7 +150,9 @@ def test_token_expiring_mid_run_is_refreshed(
     thread.start()
     monkeypatch.setenv("IDENTITY_ENDPOINT", f"http://127.0.0.1:{server.server_port}/token")
     monkeypatch.setenv("IDENTITY_HEADER", "h")
-    emu.faults.latency = 0.4  # a slow Graph: the read outlives the first token
+    # Tokens live 1-2 s (exp is whole seconds); four sequential requests at 0.6 s each
+    # (lookup, batch, two further pages) outlive the first token whatever the timing.
+    emu.faults.latency = 0.6
     try:
         emu.reset_requests()
         policy = emulator_policy(

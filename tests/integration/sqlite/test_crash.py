@@ -67,7 +67,7 @@ def state_managed(policy: Path) -> set[str]:
 
 @pytest.mark.slow
 def test_sigkill_at_random_points_converges_to_the_clean_result(tmp_path: Path) -> None:
-    tenant = make_tenant(300, 12, 900, seed=5)
+    tenant = make_tenant(300, 12, 2500, seed=5)
     clean = write_fixture(tmp_path / "clean", tenant)
     started = time.monotonic()
     done = run_to_completion(clean)

@@ -136,5 +136,16 @@ def test_loads_names_the_place_of_a_schema_violation() -> None:
 def test_loads_rejects_a_tampered_summary_field() -> None:
     document = plan_to_dict(rich_plan())
     del document["summary"]["delete"]
-    with pytest.raises(PlanFileError, match=r"at \$\.summary: 'delete' is a required property"):
+    with pytest.raises(PlanFileError) as caught:
         loads(json.dumps(document))
+    assert str(caught.value) == 'invalid syncctl plan at $.summary: "delete" is a required property'
+
+
+def test_loads_points_at_the_bad_field_of_a_change() -> None:
+    document = plan_to_dict(rich_plan())
+    document["policies"][0]["changes"][2]["action"] = "explode"
+    with pytest.raises(PlanFileError) as caught:
+        loads(json.dumps(document))
+    message = str(caught.value)
+    assert message.startswith('invalid syncctl plan at $.policies[0].changes[2].action: "explode"')
+    assert len(message) <= 250

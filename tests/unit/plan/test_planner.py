@@ -7,8 +7,11 @@ from typing import Any
 
 import pytest
 
+from syncctl.expressions import Deferred
 from syncctl.model import RemovalReason
 from syncctl.plan.model import Action, ChangeKind, Reason
+from syncctl.plan.planfile import plan_to_dict
+from syncctl.plan.planner import plan_policy
 from syncctl.policy.model import (
     ApplyMode,
     AttributeMapping,
@@ -28,6 +31,7 @@ from tests.unit.plan.support import (
     target_group,
     target_snapshot,
     target_user,
+    whole_plan,
 )
 
 ALICE = source_user("u-alice", "alice@contoso.com", displayName="Alice Adams")
@@ -462,11 +466,6 @@ def test_plan_carries_identity_and_fingerprints() -> None:
 
 
 def test_real_mapper_deferred_redacted_and_ignored_values() -> None:
-    from syncctl.expressions import Deferred
-    from syncctl.plan.planfile import plan_to_dict
-    from syncctl.plan.planner import plan_policy
-    from tests.unit.plan.support import whole_plan
-
     mappings = (
         AttributeMapping("userName", "ToLower([userPrincipalName])"),
         AttributeMapping("displayName", 'Join(" ", [givenName], [surname])'),
@@ -515,3 +514,47 @@ def test_real_mapper_deferred_redacted_and_ignored_values() -> None:
     assert [(a.path, a.before, a.after, a.redacted) for a in change.attributes] == [
         ("employeeNumber", "E0", "E1", True)
     ]
+
+
+def test_a_newcomer_taking_a_managed_users_name_is_the_only_error() -> None:
+    twin = source_user("u-twin", "ALICE@contoso.com")
+    target = target_snapshot(
+        [target_user("t1", "alice@contoso.com", "u-alice", displayName="Alice Adams")]
+    )
+    plan = plan_of(make_policy(), snapshot([ALICE, twin]), target)
+    assert plan.is_empty
+    (error,) = plan.errors
+    assert error.address == "user/ALICE@contoso.com"
+    assert "is also mapped from Entra user u-alice" in error.message
+
+
+def test_renaming_onto_another_objects_name_is_an_error_and_the_user_is_untouched() -> None:
+    bob = source_user("u-bob", "carol@contoso.com", displayName="Bob")
+    target = target_snapshot(
+        [
+            target_user("t-bob", "bob@contoso.com", "u-bob", displayName="Bob"),
+            target_user("t-carol", "carol@contoso.com", None, managed_by=None),
+        ],
+        [target_group("tg1", "Staff", "g1")],
+        {"tg1": {"t-bob"}},
+    )
+    plan = plan_of(make_policy(), snapshot([bob], [source_group("g1", "Staff")]), target)
+    assert plan.is_empty  # not updated, not disabled, memberships kept
+    assert [e.address for e in plan.errors] == ["user/carol@contoso.com"]
+
+
+def test_empty_unmanaged_group_is_not_adopted_when_skip_empty_groups() -> None:
+    policy = make_policy(group_match=("displayName",))
+    target = target_snapshot([], [target_group("tg1", "Empty", None, managed_by=None)])
+    plan = plan_of(policy, snapshot([], [source_group("g1", "Empty")]), target)
+    assert plan.is_empty and plan.unmanaged == ("group/Empty",)
+
+
+def test_changes_are_sorted_by_kind_then_address() -> None:
+    users = [source_user(f"u{i}", f"{name}@x.com") for i, name in enumerate("zyxw")]
+    groups = [source_group("g2", "B", ("u0",)), source_group("g1", "A", ("u3", "u0"))]
+    plan = plan_of(make_policy(), snapshot(users, groups), target_snapshot())
+    keys = [(c.kind.value, c.address) for c in plan.changes]
+    order = {"user": 0, "group": 1, "membership": 2}
+    assert keys == sorted(keys, key=lambda k: (order[k[0]], k[1]))
+    assert [k[0] for k in keys] == ["user"] * 4 + ["group"] * 2 + ["membership"] * 3

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from syncctl.model import ObjectKind, RemovalReason, SourceSnapshot, TargetObject, TargetSnapshot
 from syncctl.plan.model import Action, Change, ChangeKind, PolicyPlan
-from syncctl.plan.planfile import dumps
+from syncctl.plan.planfile import dumps, loads, plan_to_dict
 from syncctl.policy.model import (
     AttributeMapping,
     DeletionAction,
@@ -21,6 +21,7 @@ from syncctl.policy.model import (
     Policy,
     Threshold,
 )
+from syncctl.render import markdown, text
 from tests.unit.plan.support import (
     NOW,
     make_policy,
@@ -35,6 +36,7 @@ OWNER = "contoso-vault"
 USERS = [f"u{i}" for i in range(7)]
 GROUPS = [f"g{i}" for i in range(4)]
 VALUES = st.sampled_from([None, "IT", "Sales", "it"])
+SECRETS = st.sampled_from([None, "S3CRET-1", "S3CRET-2"])  # mapped through Redact()
 NAMES = st.sampled_from(["Ann", "Ben", "Cat"])
 MAPPINGS = (
     AttributeMapping("userName", "[userPrincipalName]"),
@@ -87,7 +89,7 @@ def worlds(draw: st.DrawFn) -> World:
         fate = draw(fates)
         if fate == "in":
             attributes = {"displayName": draw(NAMES), "department": draw(VALUES)}
-            attributes["employeeId"] = draw(VALUES)
+            attributes["employeeId"] = draw(SECRETS)
             in_scope.append(source_user(uid, user_key(uid), **attributes))
         elif fate != "gone":
             removed[uid] = RemovalReason(fate)
@@ -96,8 +98,8 @@ def worlds(draw: st.DrawFn) -> World:
     for gid in GROUPS:
         fate = draw(st.sampled_from(["in", "in", "gone", RemovalReason.HARD_DELETED]))
         if fate == "in":
-            members = draw(st.sets(st.sampled_from(USERS), max_size=5))
-            groups.append(source_group(gid, group_key(gid), tuple(sorted(members))))
+            chosen = draw(st.sets(st.sampled_from(USERS), max_size=5))
+            groups.append(source_group(gid, group_key(gid), tuple(sorted(chosen))))
         elif fate != "gone":
             removed[gid] = RemovalReason(fate)
     source = snapshot(in_scope, groups, removed)
@@ -110,7 +112,9 @@ def worlds(draw: st.DrawFn) -> World:
         },
     )
 
-    target_users, target_groups, members = [], [], {}
+    target_users: list[TargetObject] = []
+    target_groups: list[TargetObject] = []
+    members: dict[str, frozenset[str]] = {}
     owners = st.sampled_from([OWNER, OWNER, None, "other-policy"])
     for uid in USERS:
         if draw(st.booleans()):
@@ -118,7 +122,11 @@ def worlds(draw: st.DrawFn) -> World:
             key = user_key(uid)
             if owner is None:
                 key = draw(st.sampled_from([key, key.upper(), "legacy-admin"]))
-            attributes = {"displayName": draw(NAMES), "department": draw(VALUES)}
+            attributes = {
+                "displayName": draw(NAMES),
+                "department": draw(VALUES),
+                "employeeNumber": draw(SECRETS),
+            }
             attributes = {k: v for k, v in attributes.items() if v is not None}
             target_users.append(
                 TargetObject(
@@ -301,10 +309,24 @@ def test_plan_is_deterministic_whatever_the_input_order(world: World) -> None:
 
 @SETTINGS
 @given(worlds())
+def test_every_plan_saves_loads_and_renders(world: World) -> None:
+    plan = whole_plan(plan_world(world))
+    document = plan_to_dict(plan)
+    assert loads(dumps(plan)) == document  # schema-valid, and the file says what the plan says
+    rendered = text.render(document)
+    for change in plan.policies[0].changes:
+        if change.kind is not ChangeKind.MEMBERSHIP:
+            kind, _, key = change.address.partition("/")
+            assert f'# {kind} "{key}" will be ' in rendered
+    assert "S3CRET" not in rendered + dumps(plan) + markdown.render(document)
+
+
+@SETTINGS
+@given(worlds())
 def test_nothing_unmanaged_appears_in_a_change(world: World) -> None:
     plan = plan_world(world)
     objects = {o.target_id: o for o in (*world.target.users, *world.target.groups)}
-    managed = {
+    managed: set[tuple[str, str | None]] = {
         (o.kind.value, o.external_id)
         for o in objects.values()
         if o.managed_by == OWNER and o.external_id

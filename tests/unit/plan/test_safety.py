@@ -110,3 +110,17 @@ def test_one_user_staying_is_enough_to_pass_all_managed() -> None:
     source, target = _tenant(5, 4)
     policy = make_policy(max_disables=Threshold(count=1000))
     assert plan_of(policy, source, target).refused is None
+
+
+@pytest.mark.parametrize(
+    ("threshold", "managed", "limit"),
+    [
+        (Threshold(percent=10), 5, 1),  # a small directory can still offboard one person
+        (Threshold(percent=10), 0, 1),
+        (Threshold(percent=10), 25, 2),
+        (Threshold(percent=0), 50, 0),  # an explicit 0% means none
+        (Threshold(count=0), 50, 0),
+    ],
+)
+def test_percentage_limits_allow_at_least_one(threshold: Threshold, managed: int, limit: int) -> None:
+    assert threshold.limit(managed) == limit

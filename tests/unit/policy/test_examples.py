@@ -76,3 +76,23 @@ def test_examples_cover_every_target_and_credential_kind(examples: list[Policy])
     assert any(c.github_actions for c in federated)
     assert any(c.azure_pipelines_service_connection_id is not None for c in federated)
     assert {c.client_id is None for c in identities} == {True, False}
+
+
+def test_validation_needs_no_network_and_no_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("validation tried to open a socket")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    shutil.copytree(ROOT / "policies", tmp_path / "policies")
+    (tmp_path / "policies" / "snapshots").mkdir(exist_ok=True)
+    (tmp_path / "policies" / "snapshots" / "demo.json").touch()
+
+    result = check_policies([tmp_path / "policies"])
+
+    assert result.errors == []
+    assert not (tmp_path / "policies" / "secrets").exists()  # secret files are never needed

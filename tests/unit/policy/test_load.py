@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from syncctl.errors import PolicyError
-from syncctl.policy import check_policies, load_policies, load_policy
+from syncctl.policy import check_policies, explain, load_policies, load_policy
 from syncctl.policy.defaults import DEFAULT_GROUP_ATTRIBUTES, DEFAULT_USER_ATTRIBUTES
 from syncctl.policy.model import (
     ApplyMode,
@@ -434,3 +438,48 @@ def test_utf8_bom_is_accepted(tmp_path: Path) -> None:
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
 
     assert load_policy(path).name == "minimal"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=0, max_value=999_999), st.sampled_from("smhdw"))
+def test_any_valid_duration_loads_and_explains_to_the_same_span(amount: int, unit: str) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        policy = load_policy(
+            write(Path(directory), extra=f"deletion: {{delete_after: {amount}{unit}}}\n")
+        )
+        seconds = amount * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit]
+        assert policy.deletion.delete_after == timedelta(seconds=seconds)
+        shown = explain(policy)["deletion"]["delete_after"]
+        again = load_policy(
+            write(Path(directory), "again", extra=f"deletion: {{delete_after: {shown}}}\n")
+        )
+        assert again.deletion.delete_after == policy.deletion.delete_after
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.decimals(min_value=0, max_value=100, places=2, allow_nan=False, allow_infinity=False))
+def test_any_percentage_from_0_to_100_is_accepted(percent: Decimal) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        policy = load_policy(
+            write(Path(directory), extra=f'deletion: {{max_disables: "{percent}%"}}\n')
+        )
+        assert policy.deletion.max_disables == Threshold(percent=float(percent))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.decimals(min_value=Decimal("100.01"), max_value=10**6, places=2))
+def test_percentages_over_100_are_refused(percent: Decimal) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        path = write(Path(directory), extra=f'deletion: {{max_disables: "{percent}%"}}\n')
+        errors = check_policies([path]).errors
+        assert len(errors) == 1 and errors[0].message.startswith("deletion.max_disables: must be")
+
+
+def test_match_is_checked_against_the_default_mappings_too(tmp_path: Path) -> None:
+    path = write(tmp_path, extra="mappings:\n  user: {match: [userName, nickName]}\n")
+
+    errors = check_policies([path]).errors
+
+    assert [str(e) for e in errors] == [
+        f"{path}:14:28: error: mappings.user.match: 'nickName' is not a mapped attribute"
+    ]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from syncctl.model import RemovalReason
 from syncctl.plan.planfile import plan_to_dict
 from syncctl.policy.model import AttributeMapping, Threshold
 from syncctl.render import text
@@ -80,8 +82,6 @@ def test_colour_only_when_asked() -> None:
     assert "\x1b[31m-\x1b[0m user" in coloured  # red disable
     assert "\x1b[31m-\x1b[0m carol@contoso.com" in coloured
     # stripping the colour codes gives the plain text back
-    import re
-
     assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == plain
 
 
@@ -137,8 +137,6 @@ def test_many_membership_changes_wrap_one_per_line() -> None:
 
 
 def test_deletes_errors_refusals_and_unmanaged_are_shown() -> None:
-    from syncctl.model import RemovalReason
-
     policy = make_policy(max_deletes=Threshold(count=0))
     source = snapshot(
         [source_user("u-bad", "bad@x.com")], removed={"u-gone": RemovalReason.HARD_DELETED}

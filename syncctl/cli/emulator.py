@@ -98,7 +98,8 @@ def serve(
     try:
         server = Emulator(tenant, port=port, ca_path=ca_file.resolve() if ca_file else None)
     except OSError as exc:
-        raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from exc
+        where = exc.filename if exc.filename else f"127.0.0.1:{port}"
+        raise click.ClickException(f"cannot start the emulator: {where}: {exc.strerror}") from exc
     server.latency = latency
     server.throttle(resource_units)
     stop = threading.Event()

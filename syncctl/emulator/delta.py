@@ -192,16 +192,18 @@ class DeltaEngine:
             kind = "user" if resource == "users" else "group"
             store = "users" if kind == "user" else "groups"
             live = self.tenant.users if kind == "user" else self.tenant.groups
-            live_ids = [i for i in self.tenant.sorted_ids(store) if keep(i)]
+            live_ids = self.tenant.sorted_ids(store)
+            deleted_ids = self.tenant.sorted_ids(f"deleted_{store}")
+            if token.id_filter:
+                live_ids = tuple(i for i in live_ids if keep(i))
+                deleted_ids = tuple(i for i in deleted_ids if keep(i))
             # one bulk projection: an initial round of 100,000 users must stay cheap
-            shown = dict(
-                zip(
-                    live_ids,
-                    project_many([live[i] for i in live_ids], kind, _with_id(token.select)),
-                    strict=True,
-                )
-            )
-            deleted_ids = [i for i in self.tenant.sorted_ids(f"deleted_{store}") if keep(i)]
+            projected = project_many([live[i] for i in live_ids], kind, _with_id(token.select))
+            if kind == "user":
+                removed = [_removed(i, "changed") for i in deleted_ids]
+                plain = sorted([*projected, *removed], key=_id) if removed else projected
+                return self._paginate_plain(resource, token, plain, request)
+            shown = dict(zip(live_ids, projected, strict=True))
             entries: list[_Entry] = []
             for object_id in sorted([*live_ids, *deleted_ids]):
                 if object_id not in shown:
@@ -307,10 +309,7 @@ class DeltaEngine:
     def _paginate(
         self, resource: str, token: DeltaToken, entries: list[_Entry], request: GraphRequest
     ) -> DeltaRound:
-        page_size = self.page_size
-        preferred = request.prefer("odata.maxpagesize")
-        if preferred and preferred.isdigit():
-            page_size = max(1, min(999, int(preferred)))
+        page_size = self._page_size(request)
         chunk = max(1, self.member_chunk)
         pages: list[tuple[dict[str, Any], ...]] = []
         queue = deque(entries)
@@ -330,6 +329,24 @@ class DeltaEngine:
         return DeltaRound(
             resource, tuple(pages), self._context(resource, token.select), token.encode()
         )
+
+    def _paginate_plain(
+        self,
+        resource: str,
+        token: DeltaToken,
+        items: list[dict[str, Any]],
+        request: GraphRequest,
+    ) -> DeltaRound:
+        """Pages of objects that carry no members@delta (users): plain slices."""
+        size = self._page_size(request)
+        pages = tuple(tuple(items[i : i + size]) for i in range(0, len(items), size)) or ((),)
+        return DeltaRound(resource, pages, self._context(resource, token.select), token.encode())
+
+    def _page_size(self, request: GraphRequest) -> int:
+        preferred = request.prefer("odata.maxpagesize")
+        if preferred and preferred.isdigit():
+            return max(1, min(999, int(preferred)))
+        return self.page_size
 
     @staticmethod
     def _slice(entry: _Entry, chunk: int, carry: list[_Entry]) -> dict[str, Any]:
@@ -400,6 +417,10 @@ class DeltaEngine:
         type_name = "microsoft.graph.user" if token.resource == "users" else "microsoft.graph.group"
         parsed = parse_filter(token.id_filter, frozenset({"id"}), type_name)
         return lambda object_id: parsed.predicate({"id": object_id})
+
+
+def _id(item: dict[str, Any]) -> str:
+    return str(item["id"])
 
 
 def _removed(object_id: str, reason: str) -> dict[str, Any]:

@@ -43,6 +43,8 @@ from syncctl.emulator.schema import (
 from syncctl.emulator.tenant import EmulatorTenant, TenantError
 from syncctl.emulator.throttle import ResourceUnitBudget, resource_units
 
+BOOLEAN_PROPERTIES = frozenset({"accountEnabled", "onPremisesSyncEnabled"})
+COLLECTION_PROPERTIES = frozenset({"businessPhones", "otherMails", "proxyAddresses"})
 MAX_BATCH = 20
 MAX_GET_BY_IDS = 1000
 _GUIDish = r"[^/]+"
@@ -434,6 +436,12 @@ class GraphService:
                 # The password itself is never stored: only the fact that it changed.
                 changes["lastPasswordChangeDateTime"] = True
                 continue
+            if not _value_fits(name, value):
+                raise GraphRequestError(
+                    400,
+                    f"Invalid value specified for property '{name}' of resource 'User'.",
+                    "Request_BadRequest",
+                )
             changes[name] = value
         try:
             self._apply_user_changes(str(user["id"]), changes)
@@ -569,13 +577,24 @@ class GraphService:
             return graph_error(400, "Nested batches are not supported.", "BadRequest")
         fault = self.faults.take(inner.method, target)
         if fault is not None and fault.status is not None:
-            headers_out = {"Retry-After": str(fault.retry_after)} if fault.retry_after else {}
+            headers_out = (
+                {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            )
             return graph_error(fault.status, fault.message, headers=headers_out)
         return self._throttled(inner)
 
 
 def _encode_body(body: Any) -> bytes:
     return json.dumps(body).encode()
+
+
+def _value_fits(name: str, value: Any) -> bool:
+    """The JSON type Graph's user schema wants (strings may be null)."""
+    if name in BOOLEAN_PROPERTIES:
+        return isinstance(value, bool)
+    if name in COLLECTION_PROPERTIES:
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    return value is None or isinstance(value, str)
 
 
 def _not_found(key: str) -> GraphRequestError:

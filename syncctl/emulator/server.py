@@ -170,8 +170,12 @@ class Emulator:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         server_cert.configure_cert(context)
         self.ca_bundle = ca_path or self._workdir / "emulator-ca.pem"
-        self.ca.cert_pem.write_to_path(str(self.ca_bundle))
-        self._server = _TLSServer((host, port), context, self)
+        try:
+            self.ca.cert_pem.write_to_path(str(self.ca_bundle))
+            self._server = _TLSServer((host, port), context, self)
+        except OSError:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            raise
         self.port: int = self._server.server_address[1]
         self.authority = f"https://{host}:{self.port}"
         self.graph = self.authority

@@ -33,6 +33,7 @@ from syncctl.policy.model import Policy, ScimTarget
 from syncctl.scimpath import ENTERPRISE_USER, from_resource, patch_path, to_resource
 from syncctl.targets import scim_filter
 from syncctl.targets.base import Capabilities, Outcome, OutcomeStatus
+from syncctl.targets.scim_bulk import chunk_operations
 from syncctl.targets.scim_discovery import ServiceProvider, discover
 from syncctl.targets.scim_http import ConnectionLost, ScimHttp
 from syncctl.targets.scim_resources import (
@@ -297,28 +298,26 @@ class ScimDirectory:
 
     def _bulk_create(self, items: list[tuple[int, Change]]) -> dict[int, Outcome]:
         sp = self.service_provider
-        limit = min(BULK_CHUNK, sp.bulk_max_operations or BULK_CHUNK)
-        max_payload = (sp.bulk_max_payload or 1_048_576) - 1024  # room for the envelope
-        chunks: list[list[_BulkItem]] = [[]]
-        size = 0
+        prepared: list[_BulkItem] = []
         for index, change in items:
             kind = _USER if change.kind is ChangeKind.USER else _GROUP
             assert change.source_id is not None
             with self._lock:
                 self._managed.add(change.source_id)
-            body = self._create_body(kind, change, change.source_id)
             op = {
                 "method": "POST",
                 "path": self._endpoint(kind.kind),
                 "bulkId": f"c{index}",
-                "data": body,
+                "data": self._create_body(kind, change, change.source_id),
             }
-            op_size = len(json.dumps(op, separators=(",", ":")).encode())
-            if chunks[-1] and (len(chunks[-1]) >= limit or size + op_size > max_payload):
-                chunks.append([])
-                size = 0
-            chunks[-1].append(_BulkItem(index, change, kind, op))
-            size += op_size
+            prepared.append(_BulkItem(index, change, kind, op))
+        sizes = [len(json.dumps(item.op, separators=(",", ":")).encode()) for item in prepared]
+        chunks = chunk_operations(
+            prepared,
+            sizes,
+            max_operations=min(BULK_CHUNK, sp.bulk_max_operations or BULK_CHUNK),
+            max_payload=sp.bulk_max_payload or 1_048_576,
+        )
         outcomes: dict[int, Outcome] = {}
         for chunk in chunks:
             outcomes.update(self._send_bulk(chunk))
@@ -356,7 +355,7 @@ class ScimDirectory:
             elif status == "409":
                 # Conflict handling (adopt or explain) lives in the single-create path.
                 outcomes[item.index] = self._create(item.kind, item.change)
-            elif status:
+            elif status and status not in ("429", "503"):
                 detail = str(answer.get("detail") or "").splitlines()[:1]
                 message = f"{where} operation {item.op['bulkId']}: status {status}"
                 outcomes[item.index] = Outcome(
@@ -365,7 +364,7 @@ class ScimDirectory:
                     message=": ".join([message, *detail]),
                 )
             else:
-                unanswered.append(item)
+                unanswered.append(item)  # no result, or throttled: retried one by one
         outcomes.update(self._one_by_one(unanswered, check_existing=True))
         return outcomes
 

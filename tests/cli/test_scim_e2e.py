@@ -22,7 +22,7 @@ import pytest
 
 from syncctl.scimpath import ENTERPRISE_USER
 from tests.contract.scim_harness import ScimServer
-from tests.integration.scim.fault_proxy import FaultProxy
+from tests.integration.scim.fault_proxy import FaultProxy, Rule
 
 REPO = Path(__file__).resolve().parents[2]
 SYNCCTL = Path(sys.executable).with_name("syncctl")
@@ -280,3 +280,13 @@ def test_raw_server_view_is_consistent(ws: Workspace) -> None:
         proxied = client.get(f"{ws.proxy.root}/{ws.tenant}/v2/Users", headers=headers)
     assert direct.status_code == proxied.status_code == 200
     assert direct.json()["totalResults"] == proxied.json()["totalResults"]
+
+
+def test_an_endpoint_that_is_not_scim_is_named(ws: Workspace) -> None:
+    ws.proxy.add(
+        Rule("status", None, "", status=200, headers={"Content-Type": "text/html"}, body=b"<html>")
+    )
+    result = ws.run("plan")
+    assert result.returncode == 1
+    assert "not a SCIM endpoint" in result.stderr
+    assert "Traceback" not in result.stderr

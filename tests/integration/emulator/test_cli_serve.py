@@ -152,7 +152,7 @@ def test_documented_curl_example(served: tuple[subprocess.Popen[str], dict[str, 
     assert len(json.loads(users_call.stdout)["value"]) == 5
 
 
-def test_text_mode_prints_a_policy_snippet(tmp_path: Path) -> None:
+def test_text_mode_prints_a_policy_snippet_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [SYNCCTL, "emulator", "serve", "--users", "5", "--groups", "10"],
         stdout=subprocess.PIPE,
@@ -165,11 +165,13 @@ def test_text_mode_prints_a_policy_snippet(tmp_path: Path) -> None:
         while not lines[-1].startswith("Serving until"):  # printed in one write: buffered
             lines.append(process.stdout.readline())
     finally:
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGINT)
         process.wait(timeout=10)
         assert process.stdout is not None and process.stderr is not None
+        stderr = process.stderr.read()
         process.stdout.close()
         process.stderr.close()
+    assert "emulator stopped" in stderr and "Traceback" not in stderr
     text = "".join(lines)
     for needle in (
         "tenant:\n",
@@ -224,6 +226,34 @@ def test_bad_tenant_file_is_a_one_line_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0
     assert str(bad) in result.stderr and "Traceback" not in result.stderr
+
+
+def test_startup_problems_are_one_line_errors(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = subprocess.run(
+            [SYNCCTL, "emulator", "serve", "--users", "1", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert busy.returncode == 1 and f"127.0.0.1:{port}" in busy.stderr
+    missing_dir = tmp_path / "no" / "such" / "ca.pem"
+    unwritable = subprocess.run(
+        [SYNCCTL, "emulator", "serve", "--users", "1", "--ca-file", str(missing_dir)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert unwritable.returncode == 1 and str(missing_dir) in unwritable.stderr
+    for result in (busy, unwritable):
+        assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
 
 
 def test_without_the_extra_it_says_what_to_install() -> None:

@@ -115,6 +115,10 @@ def test_patch_rejects_unknown_and_read_only_properties(
     assert_graph_error(
         graph.request("PATCH", f"/users/{user_id}", json={"id": "x"}), 400, "Request_BadRequest"
     )
+    for wrong in ({"accountEnabled": "false"}, {"jobTitle": 7}, {"businessPhones": "+1 555"}):
+        response = graph.request("PATCH", f"/users/{user_id}", json=wrong)
+        assert_graph_error(response, 400, "Request_BadRequest")
+    assert isinstance(tenant.users[user_id]["accountEnabled"], bool)
     other = sorted(tenant.users)[1]
     taken = tenant.users[other]["userPrincipalName"]
     error = assert_graph_error(
@@ -147,6 +151,12 @@ def test_get_by_ids_returns_existing_objects_of_wanted_types(graph: Graph, emu: 
     assert "securityEnabled" in only_groups.json()["value"][0]  # default group properties
     too_many = graph.request("POST", "/directoryObjects/getByIds", json={"ids": ["x"] * 1001})
     assert_graph_error(too_many, 400, "Request_BadRequest")
+    bad_type = graph.request(
+        "POST", "/directoryObjects/getByIds", json={"ids": [group], "types": ["printer"]}
+    )
+    assert_graph_error(bad_type, 400, "Request_BadRequest")
+    no_ids = graph.request("POST", "/directoryObjects/getByIds", json={"types": ["user"]})
+    assert_graph_error(no_ids, 400, "Request_BadRequest")
 
 
 def test_batch_runs_get_routes_with_per_item_status(graph: Graph, emu: Emulator) -> None:

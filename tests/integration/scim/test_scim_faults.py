@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from collections.abc import Iterator
 
@@ -220,7 +222,7 @@ def test_creates_use_bulk_when_offered(
     assert proxy.count("POST", "/Users") == proxy.count("POST", "/Groups") == 0
     stored = {u["externalId"]: u["id"] for u in _users(raw)}
     assert stored == {
-        eid("user", n): o.target_id for n, o in zip(range(1, 5), outcomes, strict=True)
+        eid("user", n): o.target_id for n, o in zip(range(1, 5), outcomes[:4], strict=True)
     }
     # Memberships resolve to the ids Bulk returned.
     (added,) = bulk_via_proxy.apply([member(Action.ADD, 1, 2)], OWNER)
@@ -259,3 +261,84 @@ def test_bulk_claimed_but_missing_falls_back(
     assert [o.status for o in first + second] == [OutcomeStatus.APPLIED] * 4
     assert proxy.count("POST", "/Bulk") == 1  # not tried again after the 501
     assert len(_users(raw)) == 4
+
+
+def test_bulk_respects_max_payload_and_retries_throttled_operations(
+    bulk_via_proxy: ScimDirectory, proxy: FaultProxy, raw: httpx.Client
+) -> None:
+    sp = bulk_via_proxy.service_provider
+    bulk_via_proxy._sp = dataclasses.replace(sp, bulk_max_payload=1024 + 1200)
+    outcomes = bulk_via_proxy.apply([create_user(n) for n in range(1, 7)], OWNER)
+    assert [o.status for o in outcomes] == [OutcomeStatus.APPLIED] * 6
+    bulk_requests = [body for m, p, body in proxy.bodies if m == "POST" and p.endswith("/Bulk")]
+    assert len(bulk_requests) >= 3
+    assert all(len(body) <= 1024 + 1200 for body in bulk_requests)
+    assert len(_users(raw)) == 6
+
+
+def test_patch_not_claimed_uses_put_of_the_whole_resource(
+    proxy: FaultProxy, tenant_url: str, make_directory: DirectoryFactory, raw: httpx.Client
+) -> None:
+    """A server whose ServiceProviderConfig says patch: false gets PUT, and PUT keeps what
+    syncctl does not map (the enterprise block, the home email)."""
+    spc = {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+        "patch": {"supported": False},
+        "bulk": {"supported": False},
+        "filter": {"supported": True, "maxResults": 100},
+        "etag": {"supported": True},
+    }
+    proxy.add(
+        Rule(
+            "status",
+            "GET",
+            "/ServiceProviderConfig",
+            status=200,
+            headers={"Content-Type": "application/scim+json"},
+            body=json.dumps(spc).encode(),
+        )
+    )
+    directory = make_directory(url=tenant_url.replace(proxy.upstream, proxy.root))
+    directory.read(OWNER, [])
+    (created,) = directory.apply([create_user(1)], OWNER)
+    assert created.target_id
+    raw.patch(
+        f"/Users/{created.target_id}",
+        json={
+            "Operations": [
+                {
+                    "op": "add",
+                    "path": "emails",
+                    "value": [{"type": "home", "value": "home@example.com"}],
+                }
+            ]
+        },
+    )
+    user = directory.read(OWNER, [eid("user", 1)]).users[0]
+    change = object_change(
+        Action.DISABLE,
+        user.target_id,
+        "user/user1@contoso.test",
+        version=user.version,
+        attributes=(
+            AttributeChange("title", "Engineer", None),
+            AttributeChange('emails[type eq "work"].value', "user1@contoso.test", "new@x.test"),
+        ),
+    )
+    (outcome,) = directory.apply([change], OWNER)
+    assert outcome.status is OutcomeStatus.APPLIED, outcome.message
+    assert proxy.count("PATCH", "/Users/") == 0 and proxy.count("PUT", "/Users/") == 1
+    stored = raw.get(f"/Users/{user.target_id}").json()
+    assert stored["active"] is False and "title" not in stored
+    assert stored["externalId"] == eid("user", 1)
+    assert sorted((e["type"], e["value"]) for e in stored["emails"]) == [
+        ("home", "home@example.com"),
+        ("work", "new@x.test"),
+    ]
+    assert stored["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] == {
+        "department": "R&D",
+        "employeeNumber": "1001",
+    }
+    # A stale version is caught before the PUT.
+    (stale,) = directory.apply([change], OWNER)
+    assert stale.status is OutcomeStatus.STALE

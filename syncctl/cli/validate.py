@@ -9,6 +9,7 @@ from typing import Any
 import click
 import yaml
 
+from syncctl.connectivity import check_online
 from syncctl.errors import EXIT_ERROR, Diagnostic
 from syncctl.policy import CheckResult, check_policies, explain
 
@@ -29,14 +30,25 @@ from syncctl.policy import CheckResult, check_policies, explain
     show_default=True,
     help="Output format.",
 )
+@click.option(
+    "--online",
+    is_flag=True,
+    help="Also sign in to Entra (or load the snapshot) and check that each target answers "
+    "and accepts its credentials.",
+)
 @click.pass_context
 def validate(
-    ctx: click.Context, paths: tuple[Path, ...], show_effective: bool, output_format: str
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    show_effective: bool,
+    output_format: str,
+    online: bool,
 ) -> None:
     """Check policy files (default: policies/) without touching the network or any secret.
 
     PATHS are policy files or directories of *.yaml / *.yml files (not recursive). Every
-    problem of every file is reported as FILE:LINE:COLUMN: error: message.
+    problem of every file is reported as FILE:LINE:COLUMN: error: message. With --online,
+    valid policies are then checked against Entra and their targets (secrets are read).
     """
     result = check_policies(list(paths) or [Path("policies")])
     if output_format == "json":
@@ -45,6 +57,12 @@ def validate(
         _print_text(result, show_effective)
     if result.errors:
         ctx.exit(EXIT_ERROR)
+    if online:
+        failures = check_online([loaded.policy for loaded in result.policies])
+        for name, message in failures:
+            click.echo(f"error: policy {name}: {message}", err=True)
+        if failures:
+            ctx.exit(EXIT_ERROR)
 
 
 def _print_text(result: CheckResult, show_effective: bool) -> None:

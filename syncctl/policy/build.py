@@ -5,6 +5,7 @@ Only called once the schema and semantic checks found no error, so shapes are tr
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -67,24 +68,28 @@ def build_policy(doc: dict[str, Any], path: Path, sha256: str) -> Policy:
         mappings=_mappings(doc.get("mappings") or {}),
         deletion=_deletion(doc.get("deletion") or {}),
         state=StateConfig(
-            _resolve(base, state["path"]) if "path" in state else default_state_path(base, name)
+            resolve_path(base, state["path"]) if "path" in state else default_state_path(base, name)
         ),
         writeback=_writeback(doc["writeback"], base) if "writeback" in doc else None,
     )
 
 
-def _resolve(base: Path, value: str) -> Path:
-    return base / Path(value).expanduser()
+def resolve_path(base: Path, value: str) -> Path:
+    """A policy path: ``~`` expanded, relative ones against the policy's directory."""
+    path = Path(value)
+    with contextlib.suppress(RuntimeError):  # ~someone with no home here: keep it as written
+        path = path.expanduser()
+    return base / path
 
 
 def _optional_path(base: Path, value: str | None) -> Path | None:
-    return None if value is None else _resolve(base, value)
+    return None if value is None else resolve_path(base, value)
 
 
 def _secret(raw: dict[str, str], base: Path) -> SecretRef:
     if "env" in raw:
         return SecretRef(env=raw["env"])
-    return SecretRef(file=_resolve(base, raw["file"]))
+    return SecretRef(file=resolve_path(base, raw["file"]))
 
 
 def _tenant(raw: dict[str, Any], base: Path) -> Tenant:
@@ -111,7 +116,7 @@ def _credential(raw: dict[str, Any], base: Path) -> Credential:
     if kind == "certificate":
         password = options.get("password")
         return CertificateCredential(
-            path=_resolve(base, options["path"]),
+            path=resolve_path(base, options["path"]),
             password=_secret(password, base) if password is not None else None,
         )
     if kind == "federated_token":
@@ -160,7 +165,7 @@ def _group_selector(raw: str | dict[str, str]) -> GroupSelector:
 def _target(raw: dict[str, Any], base: Path) -> TargetConfig:
     kind = raw["type"]
     if kind == "sqlite":
-        return SqliteTarget(path=_resolve(base, raw["path"]))
+        return SqliteTarget(path=resolve_path(base, raw["path"]))
     if kind == "scim":
         oauth = raw.get("oauth")
         return ScimTarget(

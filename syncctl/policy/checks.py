@@ -13,6 +13,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from syncctl.policy.build import resolve_path
 from syncctl.policy.defaults import DEFAULT_GROUP_ATTRIBUTES, DEFAULT_USER_ATTRIBUTES
 from syncctl.policy.problems import Problem, describe_path, did_you_mean
 from syncctl.policy.yamlpos import JsonPath
@@ -54,12 +55,9 @@ def _tenant(tenant: object, policy_dir: Path) -> Iterator[Problem]:
         credential is None
         and isinstance(snapshot, str)
         and snapshot
-        and not (policy_dir / Path(snapshot).expanduser()).is_file()
+        and not (snapshot_path := resolve_path(policy_dir, snapshot)).is_file()
     ):
-        yield Problem(
-            ("tenant", "snapshot"),
-            f"tenant.snapshot: file not found: {policy_dir / Path(snapshot).expanduser()}",
-        )
+        yield Problem(("tenant", "snapshot"), f"tenant.snapshot: file not found: {snapshot_path}")
     if isinstance(credential, dict) and "client_id" not in tenant:
         kinds = [kind for kind in _NEEDS_CLIENT_ID if kind in credential]
         if kinds:

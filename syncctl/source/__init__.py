@@ -16,7 +16,14 @@ from syncctl.source.progress import Progress
 from syncctl.source.scope import evaluate_offline
 from syncctl.source.snapshot import load_snapshot, write_snapshot
 
-__all__ = ["Progress", "load_snapshot", "read_source", "read_tenant_slice", "write_snapshot"]
+__all__ = [
+    "Progress",
+    "check_source",
+    "load_snapshot",
+    "read_source",
+    "read_tenant_slice",
+    "write_snapshot",
+]
 
 
 def read_source(
@@ -47,3 +54,19 @@ def read_tenant_slice(policy: Policy, *, progress: Progress | None = None) -> So
     from syncctl.source.reader import read_graph_slice
 
     return read_graph_slice(policy, progress=progress)
+
+
+def check_source(policy: Policy) -> None:
+    """``validate --online``: the snapshot file loads, or the credential signs in to Entra.
+    Raises SnapshotError / AuthError / SecretError with a one-line reason."""
+    if policy.tenant.snapshot is not None:
+        load_snapshot(policy.tenant.snapshot)
+        return
+    from syncctl.source.auth import TokenProvider
+    from syncctl.source.http import build_http_client
+
+    http = build_http_client(policy.tenant.ca_bundle)
+    try:
+        TokenProvider(policy.tenant, http).token()
+    finally:
+        http.close()

@@ -290,3 +290,18 @@ def test_an_endpoint_that_is_not_scim_is_named(ws: Workspace) -> None:
     assert result.returncode == 1
     assert "not a SCIM endpoint" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_validate_online_proves_the_target_answers_and_takes_the_token(ws: Workspace) -> None:
+    assert ws.run("validate", "--online").returncode == 0
+    ws.server.token, real = "wrong", ws.server.token
+    try:
+        refused = ws.run("validate", "--online")
+        offline = ws.run("validate")
+    finally:
+        ws.server.token = real
+    assert refused.returncode == 1
+    assert "policy demo-scim: target:" in refused.stderr
+    assert "401" in refused.stderr
+    assert "wrong" not in refused.stderr  # the token itself is never echoed
+    assert offline.returncode == 0  # without --online nothing is contacted

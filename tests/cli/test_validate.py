@@ -325,3 +325,20 @@ def test_mutated_policies_through_the_real_binary(tmp_path: Path) -> None:
     assert result.stdout or result.stderr
     assert "Traceback" not in result.stderr
     assert "this is a bug in syncctl" not in result.stderr
+
+
+def test_a_home_directory_that_does_not_exist_is_a_missing_file_not_a_crash(
+    workdir: Path,
+) -> None:
+    # Found by the fuzzer: Path.expanduser() raises for ~someone without a home.
+    policy = workdir / "policies" / "demo.yaml"
+    text = policy.read_text(encoding="utf-8")
+    policy.write_text(
+        text.replace("snapshot: snapshots/demo.json", "snapshot: ~no-such-user-x/demo.json"),
+        encoding="utf-8",
+    )
+    code, out, err = run_in_process("validate", str(policy))
+    assert code == 1
+    assert "tenant.snapshot: file not found:" in err
+    assert "~no-such-user-x/demo.json" in err
+    assert "bug in syncctl" not in err

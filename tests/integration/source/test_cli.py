@@ -143,3 +143,16 @@ def test_search_offline_demo(term: str) -> None:
         assert [r["name"] for r in rows] == ["PM-Engineering", "PM-Finance"]
     else:
         assert len(rows) == 36  # 32 users + 4 groups in policies/snapshots/demo.json
+
+
+def test_validate_online_signs_in_and_names_a_refused_secret(emu: Emulator, tmp_path: Path) -> None:
+    policy_file = _write_policy(emu, tmp_path)
+    good = _run("validate", "--online", str(policy_file), secret=emu.client_secret)
+    assert good.returncode == 0, good.stderr
+    bad = _run("validate", "--online", str(policy_file), secret="not-the-secret")
+    assert bad.returncode == 1
+    assert "policy emu: source:" in bad.stderr
+    assert "not-the-secret" not in bad.stderr + bad.stdout
+    assert "Traceback" not in bad.stderr
+    offline = _run("validate", str(policy_file), secret="not-the-secret")
+    assert offline.returncode == 0  # plain validate never signs in

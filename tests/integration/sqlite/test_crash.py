@@ -118,18 +118,20 @@ def test_sigkill_at_random_points_converges_to_the_clean_result(tmp_path: Path) 
         owned = owned_rows(db)
         # Write-ahead ownership: nothing the policy owns is unknown to its state.
         assert owned <= state_managed(crashed)
-        if not killed:  # it finished: start over from an empty directory, kill sooner
+        written = len(owned) + member_rows(db)
+        if killed:
+            kills += 1
+            if 0 < written < total:
+                mid_apply += 1
+        # Steer the kills towards the writes (later after an early kill, sooner after a late
+        # one) and start over from an empty directory once everything was written.
+        if killed and not written:
+            window *= 1.1
+        elif not killed or written == total:
             for leftover in (db, *crashed.parent.glob("generated.db-*")):
                 leftover.unlink(missing_ok=True)
             shutil.rmtree(crashed.parent / ".syncctl", ignore_errors=True)
-            window *= 0.8
-            continue
-        kills += 1
-        written = len(owned) + member_rows(db)
-        if 0 < written < total:
-            mid_apply += 1
-        elif not written:
-            window *= 1.15
+            window *= 0.9
     assert kills >= KILLS
     assert mid_apply >= 1, "no kill landed in the middle of the writes"
 

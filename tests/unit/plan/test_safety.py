@@ -122,5 +122,7 @@ def test_one_user_staying_is_enough_to_pass_all_managed() -> None:
         (Threshold(count=0), 50, 0),
     ],
 )
-def test_percentage_limits_allow_at_least_one(threshold: Threshold, managed: int, limit: int) -> None:
+def test_percentage_limits_allow_at_least_one(
+    threshold: Threshold, managed: int, limit: int
+) -> None:
     assert threshold.limit(managed) == limit

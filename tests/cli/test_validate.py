@@ -337,7 +337,7 @@ def test_a_home_directory_that_does_not_exist_is_a_missing_file_not_a_crash(
         text.replace("snapshot: snapshots/demo.json", "snapshot: ~no-such-user-x/demo.json"),
         encoding="utf-8",
     )
-    code, out, err = run_in_process("validate", str(policy))
+    code, _out, err = run_in_process("validate", str(policy))
     assert code == 1
     assert "tenant.snapshot: file not found:" in err
     assert "~no-such-user-x/demo.json" in err

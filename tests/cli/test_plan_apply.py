@@ -156,7 +156,14 @@ def test_mass_disable_is_refused_unless_allowed(fixture: Path) -> None:
     assert refused.returncode == 3
     assert rows(cwd / "generated.db", "SELECT count(*) FROM users WHERE active = 0") == [(0,)]
 
-    allowed = syncctl("apply", fixture.name, "--auto-approve", "--allow-mass-delete", cwd=cwd)
+    # A refused plan can still be saved for review; applying it needs the same override.
+    saved = syncctl("plan", fixture.name, "-o", "plan.json", cwd=cwd)
+    assert saved.returncode == 3
+    assert json.loads((cwd / "plan.json").read_text())["policies"][0]["refused"]["check"]
+    assert syncctl("apply", "plan.json", fixture.name, cwd=cwd).returncode == 3
+    assert rows(cwd / "generated.db", "SELECT count(*) FROM users WHERE active = 0") == [(0,)]
+
+    allowed = syncctl("apply", "plan.json", fixture.name, "--allow-mass-delete", cwd=cwd)
     assert allowed.returncode == 0, allowed.stderr
     assert rows(cwd / "generated.db", "SELECT count(*) FROM users WHERE active = 0") == [(10,)]
 

@@ -91,8 +91,16 @@ class ObjectError:
     message: str
 
 
-SUMMARY_KEYS = ("create", "update", "disable", "enable", "delete", "adopt", "member_add",
-                "member_remove")
+SUMMARY_KEYS = (
+    "create",
+    "update",
+    "disable",
+    "enable",
+    "delete",
+    "adopt",
+    "member_add",
+    "member_remove",
+)
 
 
 def summarize(changes: tuple[Change, ...]) -> dict[str, int]:

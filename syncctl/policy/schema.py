@@ -8,14 +8,13 @@ A subschema may carry ``x-error`` (the message to use for any failure in it) and
 
 from __future__ import annotations
 
-import json
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
 
 from syncctl.policy.problems import Problem, closest, describe_path, did_you_mean
+from syncctl.schemafiles import load_schema
 
 _TYPE_NAMES = {
     "string": "a string",
@@ -28,11 +27,8 @@ _TYPE_NAMES = {
 }
 
 
-@cache
 def policy_schema() -> dict[str, Any]:
-    text = resources.files("syncctl").joinpath("schemas/policy.schema.json").read_text("utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
+    return load_schema("policy")
 
 
 @cache

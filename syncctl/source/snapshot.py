@@ -10,25 +10,19 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from syncctl.errors import SnapshotError
 from syncctl.model import RemovalReason, SourceGroup, SourceSnapshot, SourceUser
+from syncctl.schemafiles import first_error, load_schema
 
 FORMAT_VERSION = 1
 SCHEMA_ID = "https://syncctl.dev/schemas/snapshot.schema.json"
 
 
-@cache
 def snapshot_schema() -> dict[str, Any]:
-    text = resources.files("syncctl.schemas").joinpath("snapshot.schema.json").read_text("utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
+    return load_schema("snapshot")
 
 
 def snapshot_to_json(snapshot: SourceSnapshot) -> dict[str, Any]:
@@ -134,11 +128,11 @@ def _check_identity(entry: dict[str, Any], where: str, kind: str) -> None:
 
 
 def _validate(document: Any, where: str) -> None:
-    validator = jsonschema.Draft202012Validator(snapshot_schema())
-    error = jsonschema.exceptions.best_match(validator.iter_errors(document))
+    error = first_error(document, "snapshot")
     if error is not None:
-        pointer = "/" + "/".join(str(part) for part in error.absolute_path)
-        raise SnapshotError(f"{where}: {pointer}: {_first_line(error.message)}")
+        path, message = error
+        pointer = "/" + "/".join(str(part) for part in path)
+        raise SnapshotError(f"{where}: {pointer}: {_first_line(message)}")
 
 
 def _first_line(message: str) -> str:

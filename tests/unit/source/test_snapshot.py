@@ -97,7 +97,7 @@ def test_valid_minimal_document_loads(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        (lambda d: d.pop("users"), "'users' is a required property"),
+        (lambda d: d.pop("users"), '"users" is a required property'),
         (lambda d: d.__setitem__("format_version", 2), "/format_version"),
         (lambda d: d["removed"][0].__setitem__("reason", "gone"), "/removed/0/reason"),
         (lambda d: d["users"][0].__setitem__("extra", 1), "/users/0"),

@@ -11,17 +11,17 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
+from syncctl.cli.common import format_option, load, source_progress
 from syncctl.errors import EXIT_CHANGES, ApplyFailed, SyncctlError
 from syncctl.plan.model import Plan
 
-DEFAULT_POLICY_DIR = Path("policies")
 PROMPT = "Apply these changes? Only 'yes' is accepted:"
 FAILURES_LISTED = 10
 
@@ -79,18 +79,6 @@ def _use_color(no_color: bool) -> bool:
     return not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
 
 
-def _load(paths: Sequence[Path]) -> list[Any]:
-    from syncctl.policy import load_policies
-
-    return load_policies(list(paths) or [DEFAULT_POLICY_DIR])
-
-
-def _source_progress() -> Any:
-    from syncctl.source.progress import terminal_progress
-
-    return terminal_progress()
-
-
 def _render(document: dict[str, Any], output_format: str, color: bool) -> str:
     if output_format == "json":
         from syncctl.render import json as render_json
@@ -115,13 +103,7 @@ def _echo_block(text: str) -> None:
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan.")
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json", "markdown"]),
-    default="text",
-    show_default=True,
-)
+@format_option("text", "json", "markdown")
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
@@ -149,17 +131,13 @@ def plan(
     from syncctl.plan.planfile import dumps_dict, plan_to_dict
     from syncctl.state import write_atomic
 
-    policies = _load(paths)
+    policies = load(paths)
     with (
         _graceful_termination(),
         open_session(policies, operation="plan", lock_timeout=lock_timeout) as session,
     ):
-        progress = _source_progress()
-        try:
+        with source_progress() as progress:
             live = session.plan(progress=progress)
-        finally:
-            if progress is not None:
-                progress.finish()
         session.record_plan(live)
     document = plan_to_dict(live)
     if out is not None:
@@ -194,13 +172,7 @@ def _is_plan_file(path: Path) -> bool:
     show_default=True,
     help="Batches written at once, for targets that allow it.",
 )
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-)
+@format_option("text", "json")
 @_no_color_option
 @_lock_timeout_option
 def apply(
@@ -232,20 +204,16 @@ def apply(
     if paths and _is_plan_file(paths[0]):
         saved = _read_plan_file(paths[0], loads)
         check_refusals(saved, allow_mass_delete=allow_mass_delete)
-        policies = saved_policies(saved, _load(paths[1:]))
+        policies = saved_policies(saved, load(paths[1:]))
     else:
-        policies = _load(paths)
+        policies = load(paths)
 
     with (
         _graceful_termination(),
         open_session(policies, operation="apply", lock_timeout=lock_timeout) as session,
     ):
-        progress = _source_progress()
-        try:
+        with source_progress() as progress:
             live = session.plan(progress=progress)
-        finally:
-            if progress is not None:
-                progress.finish()
         selection = None
         if saved is not None:
             selection = select_saved(saved, live)
@@ -407,13 +375,7 @@ def _failure_summary(result: Any) -> str:
 
 @click.command()
 @click.argument("planfile", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json", "markdown"]),
-    default="text",
-    show_default=True,
-)
+@format_option("text", "json", "markdown")
 @_no_color_option
 def show(planfile: Path, output_format: str, no_color: bool) -> None:
     """Render a saved plan file."""
@@ -428,19 +390,13 @@ def show(planfile: Path, output_format: str, no_color: bool) -> None:
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-)
+@format_option("text", "json")
 def status(paths: tuple[Path, ...], output_format: str) -> None:
     """The last run of each policy: when, what, outcome, counts, error; and who holds its lock."""
     from syncctl.state import load_state, lock_path_for, read_lock
 
     rows = []
-    for policy in sorted(_load(paths), key=lambda p: p.name):
+    for policy in sorted(load(paths), key=lambda p: p.name):
         state = load_state(policy.state.path, policy.name)
         holder = read_lock(lock_path_for(policy.state.path))
         rows.append(

@@ -7,20 +7,10 @@ from pathlib import Path
 
 import click
 
-from syncctl.policy.model import Policy
-from syncctl.source.progress import terminal_progress
+from syncctl.cli.common import format_option, load, source_progress
 from syncctl.source.search import DirectoryEntry
 
 COLUMNS = ("Name", "Type", "Department", "Description", "Object id")
-
-
-def _load(path: str) -> list[Policy]:
-    from syncctl.policy import load_policies
-
-    policies: list[Policy] = load_policies([Path(path)])
-    if not policies:
-        raise click.UsageError(f"no policies found in {path}")
-    return policies
 
 
 @click.command()
@@ -38,16 +28,12 @@ def export(path: str, output: str) -> None:
     a policy can read offline with `tenant.snapshot`."""
     from syncctl.source import read_tenant_slice, write_snapshot
 
-    policies = _load(path)
+    policies = load([Path(path)])
     if len(policies) > 1:
         names = ", ".join(p.name for p in policies)
         raise click.UsageError(f"{path} holds {len(policies)} policies ({names}); name one file")
-    progress = terminal_progress()
-    try:
+    with source_progress() as progress:
         snapshot = read_tenant_slice(policies[0], progress=progress)
-    finally:
-        if progress is not None:
-            progress.finish()
     write_snapshot(snapshot, Path(output))
     click.echo(
         f"Wrote {output}: {len(snapshot.users)} users, {len(snapshot.groups)} groups "
@@ -59,13 +45,7 @@ def export(path: str, output: str) -> None:
 @click.command()
 @click.argument("path", type=click.Path(exists=True), default="policies")
 @click.argument("term", default="")
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-)
+@format_option("text", "json")
 def search(path: str, term: str, output_format: str) -> None:
     """List Entra users and groups whose name matches TERM (empty: all), to find the names
     and object ids for scope_groups and groups."""
@@ -73,18 +53,14 @@ def search(path: str, term: str, output_format: str) -> None:
 
     seen: set[tuple[str, str]] = set()
     results: list[tuple[str, list[DirectoryEntry]]] = []
-    for policy in _load(path):
+    for policy in load([Path(path)]):
         # Policies reading the same tenant the same way would print the same rows.
         key = (policy.tenant.id, str(policy.tenant.snapshot or ""))
         if key in seen:
             continue
         seen.add(key)
-        progress = terminal_progress()
-        try:
+        with source_progress() as progress:
             results.append((policy.tenant.id, search_policy(policy, term, progress=progress)))
-        finally:
-            if progress is not None:
-                progress.finish()
     if output_format == "json":
         rows = [{"tenant": t, **e.as_json()} for t, entries in results for e in entries]
         click.echo(json.dumps(rows, indent=2, sort_keys=True, ensure_ascii=False))

@@ -9,6 +9,7 @@ from typing import Any
 import click
 import yaml
 
+from syncctl.cli.common import format_option
 from syncctl.connectivity import check_online
 from syncctl.errors import EXIT_ERROR, Diagnostic
 from syncctl.policy import CheckResult, check_policies, explain
@@ -22,14 +23,7 @@ from syncctl.policy import CheckResult, check_policies, explain
     is_flag=True,
     help="Print the effective policy: defaults filled in, paths resolved, secrets as references.",
 )
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output format.",
-)
+@format_option("text", "json")
 @click.option(
     "--online",
     is_flag=True,

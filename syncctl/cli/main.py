@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
+import threading
 import traceback
 from typing import Any
 
@@ -59,8 +61,17 @@ def _debug_requested(argv: list[str]) -> bool:
     return "--debug" in argv or os.environ.get("SYNCCTL_DEBUG", "") not in ("", "0")
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # SIGTERM (Kubernetes, systemd, CI cancel) unwinds like Ctrl-C, wherever the command is:
+    # the batch being written rolls back, what was applied is journalled, locks are released.
+    click.echo("Terminated: stopping after the current write and releasing locks.", err=True)
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> Any:
     args = sys.argv[1:] if argv is None else argv
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return cli.main(args=args, prog_name="syncctl", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,22 +55,6 @@ def _lock_timeout_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def _no_color_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--no-color", is_flag=True, help="Never colour the output.")(func)
-
-
-@contextmanager
-def _graceful_termination() -> Iterator[None]:
-    """SIGTERM (Kubernetes, systemd) unwinds like Ctrl-C: the batch being written commits or
-    rolls back, what was applied is journalled, the lock is released; exit code 143."""
-
-    def terminate(signum: int, frame: object) -> None:
-        click.echo("Terminated: finishing the current batch and releasing the lock.", err=True)
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _use_color(no_color: bool) -> bool:
@@ -132,10 +114,7 @@ def plan(
     from syncctl.state import write_atomic
 
     policies = load(paths)
-    with (
-        _graceful_termination(),
-        open_session(policies, operation="plan", lock_timeout=lock_timeout) as session,
-    ):
+    with open_session(policies, operation="plan", lock_timeout=lock_timeout) as session:
         with source_progress() as progress:
             live = session.plan(progress=progress)
         session.record_plan(live)
@@ -208,10 +187,7 @@ def apply(
     else:
         policies = load(paths)
 
-    with (
-        _graceful_termination(),
-        open_session(policies, operation="apply", lock_timeout=lock_timeout) as session,
-    ):
+    with open_session(policies, operation="apply", lock_timeout=lock_timeout) as session:
         with source_progress() as progress:
             live = session.plan(progress=progress)
         selection = None

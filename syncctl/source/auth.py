@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +69,23 @@ class TokenProvider:
 
     def _acquire(self) -> str:
         credential = self._tenant.credential
-        try:
+        with self._sign_in_errors():
             if isinstance(credential, ManagedIdentityCredential):
                 result = self._app.acquire_token_for_client(resource=graph_resource(self._tenant))
             else:
                 result = self._app.acquire_token_for_client(scopes=[graph_scope(self._tenant)])
+        if not isinstance(result, dict) or "access_token" not in result:
+            error = result.get("error", "unknown_error") if isinstance(result, dict) else "none"
+            description = result.get("error_description", "") if isinstance(result, dict) else ""
+            raise AuthError(f"{self._where()}: {error}: {_first_line(str(description))}")
+        token: str = result["access_token"]
+        return token
+
+    @contextmanager
+    def _sign_in_errors(self) -> Iterator[None]:
+        """MSAL's and httpx's failures as one-line AuthErrors naming the tenant."""
+        try:
+            yield
         except (AuthError, SecretError):
             raise
         except (ValueError, msal.exceptions.MsalError) as exc:
@@ -81,12 +94,6 @@ class TokenProvider:
             raise AuthError(f"{self._where()}: {_first_line(str(exc))}") from None
         except httpx.HTTPError as exc:
             raise AuthError(f"{self._where()}: sign-in request failed: {exc}") from None
-        if not isinstance(result, dict) or "access_token" not in result:
-            error = result.get("error", "unknown_error") if isinstance(result, dict) else "none"
-            description = result.get("error_description", "") if isinstance(result, dict) else ""
-            raise AuthError(f"{self._where()}: {error}: {_first_line(str(description))}")
-        token: str = result["access_token"]
-        return token
 
     def _where(self) -> str:
         kind = type(self._tenant.credential).__name__.removesuffix("Credential")
@@ -106,7 +113,7 @@ class TokenProvider:
         options: dict[str, Any] = {}
         if not is_microsoft_authority(self._tenant):
             options["instance_discovery"] = False
-        try:
+        with self._sign_in_errors():
             return msal.ConfidentialClientApplication(
                 self._tenant.client_id,
                 client_credential=self._client_credential(),
@@ -115,12 +122,6 @@ class TokenProvider:
                 token_cache=msal.SerializableTokenCache(),
                 **options,
             )
-        except (AuthError, SecretError):
-            raise
-        except (ValueError, msal.exceptions.MsalError) as exc:
-            raise AuthError(f"{self._where()}: {_first_line(str(exc))}") from None
-        except httpx.HTTPError as exc:
-            raise AuthError(f"{self._where()}: sign-in request failed: {exc}") from None
 
     def _client_credential(self) -> Any:
         credential = self._tenant.credential

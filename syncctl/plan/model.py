@@ -41,6 +41,7 @@ class Reason(StrEnum):
     DELETE_AFTER_ELAPSED = "delete_after_elapsed"
     RE_ENTERED_SCOPE = "re_entered_scope"
     MATCHED_EXISTING = "matched_existing"
+    MATCHED_EXISTING_DISABLED = "matched_existing_disabled"  # adopted and re-enabled
     MEMBER_IN_SCOPE = "member_in_scope"
     MEMBER_LEFT = "member_left"
     GROUP_LEFT_SCOPE = "group_left_scope"

@@ -199,7 +199,8 @@ class ObjectPlanner:
         diffs = self._attribute_diffs(mapped, obj)
         self._emit(
             Action.ADOPT,
-            Reason.MATCHED_EXISTING,
+            # Adopting makes the account active like every in-scope one: say so in the plan.
+            Reason.MATCHED_EXISTING if obj.active else Reason.MATCHED_EXISTING_DISABLED,
             mapped.key,
             obj,
             diffs,

@@ -84,7 +84,7 @@ def _object_change(change: Mapping[str, Any], policy_name: str, style: _Style) -
         return [comment, f"  {head} {{ active = true -> false }}"]
     if action == "delete":
         return [comment, f"  {head}"]
-    if action == "enable":
+    if action == "enable" or change["reason"] == "matched_existing_disabled":
         rows.insert(0, (style.symbol("update"), "active", "false -> true"))
     if action == "adopt":
         if not rows:

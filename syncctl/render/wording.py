@@ -27,6 +27,10 @@ REASONS = {
     "delete_after_elapsed": "disabled for longer than deletion.delete_after",
     "re_entered_scope": "back in scope",
     "matched_existing": "matches an existing unmanaged {kind} by mappings.{kind}.match",
+    "matched_existing_disabled": (
+        "matches an existing unmanaged {kind} by mappings.{kind}.match, which is disabled"
+        " and will be re-enabled"
+    ),
     "member_in_scope": "member in scope",
     "member_left": "member left",
     "group_left_scope": "no longer selected by source.groups",

@@ -9,7 +9,7 @@ import pytest
 
 from syncctl.expressions import Deferred
 from syncctl.model import RemovalReason
-from syncctl.plan.model import Action, ChangeKind, Reason
+from syncctl.plan.model import Action, ChangeKind, Plan, Reason
 from syncctl.plan.planfile import plan_to_dict
 from syncctl.plan.planner import plan_policy
 from syncctl.policy.model import (
@@ -20,6 +20,7 @@ from syncctl.policy.model import (
     Policy,
     Threshold,
 )
+from syncctl.render.text import render as render_text
 from tests.unit.plan.support import (
     NOW,
     actions,
@@ -558,3 +559,17 @@ def test_changes_are_sorted_by_kind_then_address() -> None:
     order = {"user": 0, "group": 1, "membership": 2}
     assert keys == sorted(keys, key=lambda k: (order[k[0]], k[1]))
     assert [k[0] for k in keys] == ["user"] * 4 + ["group"] * 2 + ["membership"] * 3
+
+
+def test_adopting_a_disabled_account_says_it_will_be_re_enabled() -> None:
+    # Both targets make an adopted account active; the plan must not hide that.
+    policy = make_policy(user_match=("userName",))
+    target = target_snapshot(
+        [target_user("t9", "alice@contoso.com", None, managed_by=None, active=False)]
+    )
+    plan = plan_of(policy, snapshot([ALICE]), target)
+    (change,) = plan.changes
+    assert (change.action, change.reason) == (Action.ADOPT, Reason.MATCHED_EXISTING_DISABLED)
+    text = render_text(plan_to_dict(Plan((plan,), "0.1.0", "2026-11-22T00:00:00Z")))
+    assert "which is disabled and will be re-enabled" in text
+    assert "~ active" in text and "false -> true" in text

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from syncctl.cli.common import format_option, load, source_progress
-from syncctl.errors import EXIT_CHANGES, ApplyFailed, SyncctlError
+from syncctl.errors import EXIT_CHANGES, ApplyFailed, PlanFileError, SyncctlError
 from syncctl.plan.model import Plan
 
 PROMPT = "Apply these changes? Only 'yes' is accepted:"
@@ -110,8 +110,8 @@ def plan(
     exits 3.
     """
     from syncctl.engine import check_refusals, open_session
+    from syncctl.fileio import write_text_atomic
     from syncctl.plan.planfile import dumps_dict, plan_to_dict
-    from syncctl.state import write_atomic
 
     policies = load(paths)
     with open_session(policies, operation="plan", lock_timeout=lock_timeout) as session:
@@ -120,7 +120,10 @@ def plan(
         session.record_plan(live)
     document = plan_to_dict(live)
     if out is not None:
-        write_atomic(out, dumps_dict(document))
+        try:
+            write_text_atomic(out, dumps_dict(document))
+        except OSError as exc:
+            raise PlanFileError(f"{out}: cannot write the plan: {exc.strerror}") from None
     _echo_block(_render(document, output_format, _use_color(no_color)))
     if out is not None and output_format == "text":
         click.echo(f"Saved the plan to {out}. Apply exactly this plan with: syncctl apply {out}")

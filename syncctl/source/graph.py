@@ -9,7 +9,6 @@ request, the HTTP status, the Graph error code and the request-id.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import random
 import threading
@@ -24,6 +23,7 @@ import httpx
 
 from syncctl.errors import GraphError
 from syncctl.source.progress import Progress
+from syncctl.transport import parse_retry_after
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -328,22 +328,6 @@ class _Unauthorized(Exception):
     def __init__(self, error: GraphError) -> None:
         super().__init__(str(error))
         self.error = error
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait: delta-seconds (fractions too) or an HTTP date; None when absent."""
-    if value is None or not value.strip():
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    seconds: float = when.timestamp() - time.time()
-    return max(0.0, seconds)
 
 
 def _json_or_none(response: httpx.Response) -> Any:

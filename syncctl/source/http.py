@@ -12,24 +12,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-import certifi
 import httpx
 
 from syncctl.errors import AuthError
+from syncctl.transport import parse_retry_after, tls_context
 
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=15.0)
 USER_AGENT = "syncctl"
 
 
-def tls_context(ca_bundle: Path | None) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    context.load_verify_locations(cafile=certifi.where())
-    if ca_bundle is not None:
-        try:
-            context.load_verify_locations(cafile=str(ca_bundle))
-        except (OSError, ssl.SSLError) as exc:
-            raise AuthError(f"ca_bundle {ca_bundle}: cannot load CA certificates: {exc}") from None
-    return context
+def _verified(ca_bundle: Path | None) -> ssl.SSLContext:
+    try:
+        return tls_context(ca_bundle)
+    except (OSError, ssl.SSLError) as exc:
+        raise AuthError(f"ca_bundle {ca_bundle}: cannot load CA certificates: {exc}") from None
 
 
 def build_http_client(
@@ -37,7 +33,7 @@ def build_http_client(
 ) -> httpx.Client:
     """HTTP/1.1 with keep-alive, verified TLS, a request timeout."""
     return httpx.Client(
-        verify=tls_context(ca_bundle),
+        verify=_verified(ca_bundle),
         timeout=timeout,
         limits=httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
@@ -92,18 +88,9 @@ class MsalHttpClient:
                 time.sleep(min(self._max_wait, 0.2 * 2**attempt))
                 continue
             if response.status_code in _TRANSIENT_STATUS and attempt + 1 < self._attempts:
-                time.sleep(min(self._max_wait, _retry_after(response) or 0.5 * 2**attempt))
+                asked = parse_retry_after(response.headers.get("Retry-After"))
+                time.sleep(min(self._max_wait, asked or 0.5 * 2**attempt))
                 continue
             return response
         host = httpx.URL(url).host
         raise AuthError(f"{method} {host}: cannot reach the sign-in service: {last_error}")
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None

@@ -8,12 +8,11 @@ so a crash never leaves half a snapshot where a policy expects a whole one.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from syncctl.errors import SnapshotError
+from syncctl.fileio import write_text_atomic
 from syncctl.model import RemovalReason, SourceGroup, SourceSnapshot, SourceUser
 from syncctl.schemafiles import first_error, load_schema
 
@@ -60,20 +59,9 @@ def dumps_snapshot(snapshot: SourceSnapshot) -> str:
 def write_snapshot(snapshot: SourceSnapshot, path: Path) -> None:
     """Write ``snapshot`` to ``path`` atomically; the same snapshot always gives the same bytes."""
     text = dumps_snapshot(snapshot)
-    directory = path.parent if str(path.parent) else Path(".")
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        write_text_atomic(path, text)
     except OSError as exc:
-        raise SnapshotError(f"{path}: cannot write snapshot: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except OSError as exc:
-        Path(temporary).unlink(missing_ok=True)
         raise SnapshotError(f"{path}: cannot write snapshot: {exc.strerror}") from None
 
 

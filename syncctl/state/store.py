@@ -16,8 +16,6 @@ so a crash leaves either the old or the new file, never a torn one.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -25,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from syncctl.errors import SyncctlError
+from syncctl.fileio import write_text_atomic
 
 STATE_FORMAT_VERSION = 1
 
@@ -174,23 +173,8 @@ def save_state(path: Path, state: State) -> None:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so readers see the old or the new file, never a mix."""
+    """Replace the state file ``path`` atomically (see ``syncctl.fileio``)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_text_atomic(path, text)
     except OSError as exc:
         raise StateError(f"{path}: cannot write state file: {exc.strerror}") from None

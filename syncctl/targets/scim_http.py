@@ -11,9 +11,9 @@ Everything that talks to a SCIM service provider goes through ``ScimHttp.request
 
 from __future__ import annotations
 
-import email.utils
 import ipaddress
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Generator, Mapping
@@ -25,6 +25,7 @@ import httpx
 
 from syncctl.errors import TargetError, TransientTargetError
 from syncctl.policy.model import OAuthClientCredentials, ScimTarget
+from syncctl.transport import parse_retry_after, tls_context
 
 log = logging.getLogger(__name__)
 
@@ -65,20 +66,6 @@ def check_url(url: str) -> str:
     if parts.scheme == "http":
         raise TargetError(f"SCIM target {url}: plain http is refused for non-loopback hosts")
     raise TargetError(f"SCIM target {url}: not an https URL")
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """Retry-After as seconds: delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 class _TokenAuth(httpx.Auth):
@@ -159,14 +146,13 @@ class _ClientCredentialsToken(_TokenSource):
         return token, float(body.get("expires_in") or 3600)
 
 
-def _ssl_context(target: ScimTarget) -> Any:
-    context = httpx.create_ssl_context()
-    if target.ca_bundle is not None:
-        try:
-            context.load_verify_locations(cafile=str(target.ca_bundle))
-        except OSError as exc:
-            raise TargetError(f"ca_bundle {target.ca_bundle}: {exc.strerror}") from None
-    return context
+def _ssl_context(target: ScimTarget) -> ssl.SSLContext:
+    try:
+        return tls_context(target.ca_bundle)
+    except (OSError, ssl.SSLError) as exc:
+        raise TargetError(
+            f"ca_bundle {target.ca_bundle}: cannot load CA certificates: {exc}"
+        ) from None
 
 
 class ScimHttp:
@@ -259,7 +245,7 @@ class ScimHttp:
                 if not idempotent and response.status_code not in (429, 503):
                     return response
                 last_problem = f"status {response.status_code}"
-                given = retry_after_seconds(response.headers.get("Retry-After"))
+                given = parse_retry_after(response.headers.get("Retry-After"))
                 wait = pause if given is None else given
             if attempt == self.retry.attempts:
                 break

@@ -264,3 +264,13 @@ def test_confirmation_accepts_only_yes(fixture: Path) -> None:
     assert accepted.returncode == 0, accepted.stderr
     assert "Apply complete" in accepted.stdout
     assert rows(fixture.parent / "generated.db", "SELECT count(*) FROM users") == [(20,)]
+
+
+def test_a_plan_that_cannot_be_saved_is_named_as_the_plan(fixture: Path) -> None:
+    cwd = fixture.parent
+    (cwd / "blocker").write_text("a file, so blocker/ cannot be a directory")
+    result = syncctl("plan", fixture.name, "-o", "blocker/plan.json", cwd=cwd)
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: blocker/plan.json: cannot write the plan:")
+    assert "state file" not in result.stderr
+    assert "Traceback" not in result.stderr

@@ -19,7 +19,8 @@ import pytest
 from syncctl.errors import TargetError
 from syncctl.policy.model import OAuthClientCredentials, ScimTarget, SecretRef
 from syncctl.targets.scim import ScimDirectory
-from syncctl.targets.scim_http import check_url, retry_after_seconds
+from syncctl.targets.scim_http import check_url
+from syncctl.transport import parse_retry_after as retry_after_seconds
 from tests.contract.scim_harness import ScimServer, free_port, scim_policy
 from tests.integration.scim.helpers import make_policy
 

@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from syncctl.errors import GraphError
-from syncctl.source.graph import GraphClient, Request, RetryPolicy, parse_retry_after
+from syncctl.source.graph import GraphClient, Request, RetryPolicy
+from syncctl.transport import parse_retry_after
 
 BASE = "https://graph.test/v1.0"
 Handler = Callable[[httpx.Request], httpx.Response]

@@ -16,14 +16,10 @@ DEFAULT_POLICY_DIR = Path("policies")
 
 
 def load(paths: Sequence[Path]) -> list[Policy]:
-    """The policies in PATHS (default ``policies/``); none found is a usage error."""
+    """The policies in PATHS (default ``policies/``); the loader reports a path without any."""
     from syncctl.policy import load_policies
 
-    policies: list[Policy] = load_policies(list(paths) or [DEFAULT_POLICY_DIR])
-    if not policies:
-        shown = ", ".join(str(p) for p in paths) or str(DEFAULT_POLICY_DIR)
-        raise click.UsageError(f"no policies found in {shown}")
-    return policies
+    return load_policies(list(paths) or [DEFAULT_POLICY_DIR])
 
 
 def format_option(*choices: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -6,11 +6,15 @@ import os
 import tempfile
 from pathlib import Path
 
+from syncctl.redaction import mask
+
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` so readers see the old or the new file, never a mix:
     a temporary file in the same directory, fsync, rename, fsync of the directory.
+    Every secret revealed in this run is masked first (``syncctl.redaction``).
     Raises OSError; callers say which file it was for."""
+    text = mask(text)
     directory = path.parent if str(path.parent) else Path(".")
     directory.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)

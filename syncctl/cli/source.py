@@ -33,8 +33,10 @@ def export(path: str, output: str) -> None:
         names = ", ".join(p.name for p in policies)
         raise click.UsageError(f"{path} holds {len(policies)} policies ({names}); name one file")
     with source_progress() as progress:
-        snapshot = read_tenant_slice(policies[0], progress=progress)
-    write_snapshot(snapshot, Path(output))
+        # Raises on any incomplete read: then no file is written (nor an old one replaced).
+        tenant_slice = read_tenant_slice(policies[0], progress=progress)
+    snapshot = tenant_slice.snapshot
+    write_snapshot(snapshot, Path(output), tenant_id=tenant_slice.tenant_id)
     click.echo(
         f"Wrote {output}: {len(snapshot.users)} users, {len(snapshot.groups)} groups "
         f"(policy {policies[0].name}).",

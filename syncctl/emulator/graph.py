@@ -30,6 +30,7 @@ from syncctl.emulator.responses import (
     Response,
     graph_error,
     json_response,
+    rewritten,
 )
 from syncctl.emulator.schema import (
     GROUP_FILTERABLE,
@@ -145,6 +146,13 @@ class GraphService:
                 "POST",
                 re.compile(r"^/v1\.0/directoryObjects/getByIds$", re.IGNORECASE),
                 self._get_by_ids,
+            ),
+            (
+                "GET",
+                re.compile(
+                    rf"^/v1\.0/directoryObjects/(?!getByIds$)(?P<id>{_GUIDish})$", re.IGNORECASE
+                ),
+                self._get_directory_object,
             ),
             ("POST", re.compile(r"^/v1\.0/\$batch$", re.IGNORECASE), self._batch),
         ]
@@ -407,6 +415,23 @@ class GraphService:
                 return json_response(body)
         raise _not_found(key)
 
+    def _get_directory_object(self, request: GraphRequest, match: re.Match[str]) -> Response:
+        """directoryobject-get.md: a live object of any type, with its @odata.type; 404
+        Request_ResourceNotFound otherwise (deleted objects are only in deleted items)."""
+        key = match["id"]
+        kind = self.tenant.kind_of(key)
+        obj = self._lookup(kind, key) if kind else None
+        if kind is None or obj is None:
+            raise _not_found(key)
+        select = parse_select(
+            request.query.get("$select"),
+            USER_PROPERTIES | GROUP_PROPERTIES,
+            "microsoft.graph.directoryObject",
+        )
+        body = {"@odata.context": f"{self.base_url}/v1.0/$metadata#directoryObjects/$entity"}
+        body.update(project(obj, kind, select, with_type=True))
+        return json_response(body)
+
     # ---- writes ---------------------------------------------------------------------------
     def _patch_user(self, request: GraphRequest, match: re.Match[str]) -> Response:
         user = self._user(match["id"])
@@ -581,7 +606,10 @@ class GraphService:
                 {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
             )
             return graph_error(fault.status, fault.message, headers=headers_out)
-        return self._throttled(inner)
+        response = self._throttled(inner)
+        if fault is not None and fault.rewrite is not None:
+            return rewritten(response, fault.rewrite)
+        return response
 
 
 def _encode_body(body: Any) -> bytes:

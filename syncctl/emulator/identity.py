@@ -8,11 +8,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import secrets
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,9 @@ class Identity:
         self.client_id = str(uuid.uuid4())
         self.client_secret = secrets.token_urlsafe(30)
         self.token_lifetime = 3599
+        # Access tokens are minted and checked against this clock, so a test can let a token
+        # expire by moving it forward instead of sleeping.
+        self.clock: Callable[[], float] = time.time
         self._signing_key = secrets.token_bytes(32)
         self._lock = threading.Lock()
         self._certificates: dict[str, PublicKeyTypes] = {}  # x5t or x5t#S256 -> key
@@ -322,13 +326,16 @@ class Identity:
 
     # ---- access tokens -----------------------------------------------------------------
     def mint_token(self, lifetime: int = 3600) -> str:
-        now = int(time.time())
+        """A Graph access token valid for at least ``lifetime`` seconds from now. NumericDates
+        are whole seconds: ``exp`` rounds up (rounding down would cut up to a second off, so a
+        1-second token could be expired before its first use)."""
+        now = self.clock()
         claims = {
             "aud": GRAPH_RESOURCE,
             "iss": f"https://sts.windows.net/{self.tenant_id}/",
-            "iat": now,
-            "nbf": now,
-            "exp": now + lifetime,
+            "iat": math.floor(now),
+            "nbf": math.floor(now),
+            "exp": math.ceil(now + lifetime),
             "appid": self.client_id,
             "azp": self.client_id,
             "idtyp": "app",
@@ -348,27 +355,38 @@ class Identity:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return "Access token is empty."
-        expires = self._verified.get(token)
-        if expires is not None and expires > time.time():
-            return None  # verified before and not expired: skip the signature check
+        now = self.clock()
+        cached = self._verified.get(token)
+        if cached is not None:
+            # verified before: skip the signature check
+            return None if cached > now else "Lifetime validation failed, the token is expired."
         try:
             claims = jwt.decode(
                 token.strip(),
                 self._signing_key,
                 algorithms=["HS256"],
                 audience=GRAPH_RESOURCE,
-                options={"require": ["exp", "aud", "tid"]},
+                # Lifetime is checked against self.clock below, not PyJWT's own clock.
+                options={
+                    "require": ["exp", "aud", "tid"],
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
             )
-        except jwt.ExpiredSignatureError:
-            return "Lifetime validation failed, the token is expired."
         except jwt.InvalidSignatureError:
             return "Access token validation failure. Invalid signature."
         except jwt.DecodeError:
             return "IDX14100: JWT is not well formed, there are no dots (.)."
         except jwt.PyJWTError:
             return "Access token validation failure. Invalid audience."
+        expires, not_before = claims["exp"], claims.get("nbf", 0)
+        if not isinstance(expires, int | float) or expires <= now:
+            return "Lifetime validation failed, the token is expired."
+        if not isinstance(not_before, int | float) or not_before > now:
+            return "Lifetime validation failed, the token is not yet valid."
         with self._lock:
             if len(self._verified) > 10_000:
                 self._verified.clear()
-            self._verified[token] = float(claims["exp"])
+            self._verified[token] = float(expires)
         return None

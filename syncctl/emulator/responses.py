@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -100,6 +100,14 @@ def raw_json_response(
     all_headers = {"Content-Type": JSON_TYPE}
     all_headers.update(headers or {})
     return Response(status, body, all_headers)
+
+
+def rewritten(response: Response, rewrite: Callable[[Any], Any]) -> Response:
+    """A successful JSON answer with its body passed through ``rewrite`` (fault rules); any
+    other answer unchanged."""
+    if response.status >= 400 or "json" not in response.headers.get("Content-Type", ""):
+        return response
+    return json_response(rewrite(json.loads(response.body)), response.status, response.headers)
 
 
 def graph_error(

@@ -27,7 +27,7 @@ from syncctl.emulator.faults import Fault, Faults
 from syncctl.emulator.graph import GraphService
 from syncctl.emulator.identity import Identity
 from syncctl.emulator.request import GraphRequest
-from syncctl.emulator.responses import Response, graph_error, identity_error
+from syncctl.emulator.responses import Response, graph_error, identity_error, rewritten
 from syncctl.emulator.tenant import EmulatorTenant, generate_tenant
 from syncctl.emulator.throttle import ResourceUnitBudget
 
@@ -108,13 +108,17 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.reset:
             self._reset()
             return
-        if fault is not None and fault.status is not None and not fault.truncate:
+        if fault is not None and fault.body is not None:
+            response = Response(fault.status or 200, fault.body, {"Content-Type": "text/html"})
+        elif fault is not None and fault.status is not None and not fault.truncate:
             response = self._fault_response(parts.path, fault)
         else:
             try:
                 response = emulator.respond(
                     self.command, self.path, dict(self.headers.items()), body
                 )
+                if fault is not None and fault.rewrite is not None:
+                    response = rewritten(response, fault.rewrite)
             except Exception as exc:  # an emulator bug must reach the test as a 500, not a hang
                 response = graph_error(500, f"emulator error: {type(exc).__name__}: {exc}")
         self._send(response, truncate=bool(fault and fault.truncate))
@@ -131,18 +135,23 @@ class _Handler(BaseHTTPRequestHandler):
         return response
 
     def _send(self, response: Response, *, truncate: bool) -> None:
-        self.send_response(response.status, response.reason)
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        if truncate:
-            self.wfile.write(response.body[: len(response.body) // 2])
-            self.wfile.flush()
-            self._reset()
-            return
-        if response.body:
-            self.wfile.write(response.body)
+        try:
+            self.send_response(response.status, response.reason)
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(response.body)))
+            self.end_headers()
+            if truncate:
+                self.wfile.write(response.body[: len(response.body) // 2])
+                self.wfile.flush()
+                self._reset()
+                return
+            if response.body:
+                self.wfile.write(response.body)
+        except OSError:
+            # The client gave up first (its timeout ran out during a `delay` fault): nothing
+            # to answer, and nothing worth a traceback on the test's terminal.
+            self.close_connection = True
 
     def _reset(self) -> None:
         """Drop the connection with a TCP reset, as a crashed proxy would."""

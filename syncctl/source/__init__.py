@@ -14,10 +14,11 @@ from syncctl.model import SourceSnapshot
 from syncctl.policy.model import Policy
 from syncctl.source.progress import Progress
 from syncctl.source.scope import evaluate_offline
-from syncctl.source.snapshot import load_snapshot, write_snapshot
+from syncctl.source.snapshot import TenantSlice, load_snapshot, load_tenant_slice, write_snapshot
 
 __all__ = [
     "Progress",
+    "TenantSlice",
     "check_source",
     "load_snapshot",
     "read_source",
@@ -34,7 +35,7 @@ def read_source(
     empty snapshot because of an error."""
     snapshot_path = policy.tenant.snapshot
     if snapshot_path is not None:
-        tenant_slice = load_snapshot(snapshot_path)
+        tenant_slice = load_snapshot(snapshot_path, tenant=policy.tenant.id)
 
         def error(message: str) -> SnapshotError:
             return SnapshotError(f"{snapshot_path}: policy {policy.name}: {message}")
@@ -45,12 +46,13 @@ def read_source(
     return read_graph(policy, managed_ids, progress=progress)
 
 
-def read_tenant_slice(policy: Policy, *, progress: Progress | None = None) -> SourceSnapshot:
+def read_tenant_slice(policy: Policy, *, progress: Progress | None = None) -> TenantSlice:
     """What ``syncctl export`` writes: the policy's slice of the tenant (candidate users with
     their attributes, scope and provisioned groups with user members, removals seen), which
-    ``read_source`` can evaluate offline against this or an edited policy."""
+    ``read_source`` can evaluate offline against this or an edited policy. Raises rather than
+    return a partial slice."""
     if policy.tenant.snapshot is not None:
-        return load_snapshot(policy.tenant.snapshot)
+        return load_tenant_slice(policy.tenant.snapshot, tenant=policy.tenant.id)
     from syncctl.source.reader import read_graph_slice
 
     return read_graph_slice(policy, progress=progress)
@@ -60,7 +62,7 @@ def check_source(policy: Policy) -> None:
     """``validate --online``: the snapshot file loads, or the credential signs in to Entra.
     Raises SnapshotError / AuthError / SecretError with a one-line reason."""
     if policy.tenant.snapshot is not None:
-        load_snapshot(policy.tenant.snapshot)
+        load_snapshot(policy.tenant.snapshot, tenant=policy.tenant.id)
         return
     from syncctl.source.auth import TokenProvider
     from syncctl.source.http import build_http_client

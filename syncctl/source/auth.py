@@ -7,6 +7,10 @@ Secrets are revealed at the moment MSAL needs them and never appear in messages.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import logging
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -27,7 +31,10 @@ from syncctl.policy.model import (
     FederatedTokenCredential,
     ManagedIdentityCredential,
     Tenant,
+    is_object_id,
 )
+from syncctl.redaction import remember
+from syncctl.secretfile import read_small_file
 from syncctl.source.clouds import (
     authority_url,
     graph_resource,
@@ -38,10 +45,19 @@ from syncctl.source.http import MsalHttpClient
 
 # The audience Entra expects on federated tokens from GitHub Actions / Azure Pipelines.
 FEDERATION_AUDIENCE = "api://AzureADTokenExchange"
+# A PEM key with its certificate chain is a few KiB; bounded because a policy names the path.
+CERTIFICATE_FILE_LIMIT = 1024 * 1024
 
 _PEM_CERTIFICATE = re.compile(
     rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL
 )
+
+# MSAL logs some failures with a traceback (a token answer that is not JSON) and then raises;
+# syncctl reports every sign-in failure itself, as one line, so MSAL's records stay off the
+# terminal (a NullHandler also keeps Python's last-resort handler from printing them).
+_MSAL_LOG = logging.getLogger("msal")
+_MSAL_LOG.addHandler(logging.NullHandler())
+_MSAL_LOG.propagate = False
 
 
 class TokenProvider:
@@ -67,6 +83,12 @@ class TokenProvider:
         self._app = self._build_app()
         return self._acquire()
 
+    def directory_id(self) -> str | None:
+        """The tenant's directory id (GUID) as the access token's ``tid`` claim states it, or
+        None when the token does not say (tokens are read, never trusted, for this: it only
+        labels snapshot files)."""
+        return _token_tenant(self.token())
+
     def _acquire(self) -> str:
         credential = self._tenant.credential
         with self._sign_in_errors():
@@ -79,7 +101,7 @@ class TokenProvider:
             description = result.get("error_description", "") if isinstance(result, dict) else ""
             raise AuthError(f"{self._where()}: {error}: {_first_line(str(description))}")
         token: str = result["access_token"]
-        return token
+        return remember(token)
 
     @contextmanager
     def _sign_in_errors(self) -> Iterator[None]:
@@ -88,12 +110,20 @@ class TokenProvider:
             yield
         except (AuthError, SecretError):
             raise
+        except json.JSONDecodeError:
+            # MSAL parsed an answer that is not JSON: name the endpoint, not the parser.
+            exchange = self._msal_http.last_exchange
+            what = exchange.not_json() if exchange else "an answer was not JSON"
+            raise AuthError(f"{self._where()}: {what}") from None
         except (ValueError, msal.exceptions.MsalError) as exc:
             # MSAL raises ValueError for unusable authorities and malformed credentials, and
             # MsalServiceError when discovery answers with an HTTP error.
             raise AuthError(f"{self._where()}: {_first_line(str(exc))}") from None
         except httpx.HTTPError as exc:
-            raise AuthError(f"{self._where()}: sign-in request failed: {exc}") from None
+            # httpx's status errors add a second line (a documentation link): keep the first.
+            raise AuthError(
+                f"{self._where()}: sign-in request failed: {_first_line(str(exc))}"
+            ) from None
 
     def _where(self) -> str:
         kind = type(self._tenant.credential).__name__.removesuffix("Credential")
@@ -144,10 +174,7 @@ def certificate_credential(credential: CertificateCredential) -> dict[str, Any]:
             "private_key_pfx_path": str(path),
             **({"passphrase": password} if password else {}),
         }
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise AuthError(f"certificate {path}: cannot read: {exc.strerror}") from None
+    data = read_small_file(path, CERTIFICATE_FILE_LIMIT, "certificate", AuthError)
     try:
         key = serialization.load_pem_private_key(
             data, password=password.encode() if password else None
@@ -190,20 +217,21 @@ def federated_token_source(
 
 
 def _read_token_file(path: Path) -> str:
+    data = read_small_file(path, what="federated token file", error=AuthError)
     try:
-        token = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise AuthError(f"federated token file {path}: cannot read: {exc.strerror}") from None
+        token = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise AuthError(f"federated token file {path} is not UTF-8 text") from None
     if not token:
         raise AuthError(f"federated token file {path} is empty")
-    return token
+    return remember(token)
 
 
 def _read_token_env(name: str) -> str:
     token = os.environ.get(name, "").strip()
     if not token:
         raise AuthError(f"federated token: environment variable {name} is not set or empty")
-    return token
+    return remember(token)
 
 
 def _github_actions_token(http: httpx.Client) -> str:
@@ -222,7 +250,7 @@ def _github_actions_token(http: httpx.Client) -> str:
         bearer=bearer,
         what="GitHub Actions OIDC",
     )
-    return _json_field(response, "value", "GitHub Actions OIDC")
+    return remember(_json_field(response, "value", "GitHub Actions OIDC"))
 
 
 def _azure_pipelines_token(http: httpx.Client, service_connection_id: str) -> str:
@@ -237,7 +265,7 @@ def _azure_pipelines_token(http: httpx.Client, service_connection_id: str) -> st
     response = _oidc_request(
         http, "POST", url, params=params, bearer=bearer, what="Azure Pipelines OIDC"
     )
-    return _json_field(response, "oidcToken", "Azure Pipelines OIDC")
+    return remember(_json_field(response, "oidcToken", "Azure Pipelines OIDC"))
 
 
 def _oidc_request(
@@ -266,6 +294,18 @@ def _json_field(response: httpx.Response, field: str, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise AuthError(f"{what}: response has no `{field}`")
     return value
+
+
+def _token_tenant(token: str) -> str | None:
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None
+    tenant = claims.get("tid") if isinstance(claims, dict) else None
+    return tenant if isinstance(tenant, str) and is_object_id(tenant) else None
 
 
 def _first_line(text: str) -> str:

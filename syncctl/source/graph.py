@@ -1,10 +1,14 @@
 """A small Microsoft Graph v1.0 client over one httpx.Client.
 
 What it guarantees: every collection is read to the last ``@odata.nextLink`` or the read
-fails; transient failures (429, 503, 504, dropped connections, truncated bodies) are retried
-with Retry-After or capped, jittered exponential backoff up to a maximum number of attempts;
-a 401 gets one token refresh; every other error becomes a one-line GraphError naming the
-request, the HTTP status, the Graph error code and the request-id.
+fails; a collection read with ``$count=true`` holds at least as many distinct objects as the
+first page's ``@odata.count`` or the read fails (a page that lost items is never taken for the
+collection); every page is a JSON object with a ``value`` array of objects with an ``id``;
+transient failures (429, 503, 504, dropped connections, truncated bodies) are retried with
+Retry-After or capped, jittered exponential backoff, up to a maximum number of attempts and
+within the request's retry budget and the run's deadline (``syncctl.deadline``); a 401 gets
+one token refresh; every other error becomes a one-line GraphError naming the request, the
+HTTP status, the Graph error code and the request-id.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from syncctl import deadline
 from syncctl.errors import GraphError
+from syncctl.source.http import request_timeout
 from syncctl.source.progress import Progress
 from syncctl.transport import parse_retry_after
 
@@ -70,9 +76,25 @@ class Request:
     def label(self) -> str:
         return f"{self.method} {self.path}"
 
+    @property
+    def counted(self) -> bool:
+        """Asks for ``@odata.count`` (on the first page), which the read is checked against."""
+        return self.params.get("$count", "").lower() == "true"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What Graph said to one single-object GET of ``get_each``: ``body`` on 200, ``error``
+    (status, Graph error code, request-id) otherwise."""
+
+    status: int
+    body: dict[str, Any] | None
+    error: GraphError | None
+
 
 class _Retry(Exception):
-    """Internal: this attempt failed transiently; wait ``delay`` (None: backoff) and retry."""
+    """Internal: this attempt failed transiently; wait ``delay`` (the server's Retry-After,
+    None: backoff) and retry."""
 
     def __init__(self, reason: str, delay: float | None, error: GraphError) -> None:
         super().__init__(reason)
@@ -97,7 +119,7 @@ class GraphClient:
         self._base = base_url.rstrip("/")
         base = urlsplit(self._base)
         self._origin = (base.scheme, base.netloc)
-        self._tokens = tokens
+        self.tokens = tokens
         self._retry = retry
         self._concurrency = max(1, concurrency)
         self._progress = progress
@@ -118,18 +140,27 @@ class GraphClient:
     def get_many(self, requests: Sequence[Request]) -> list[list[dict[str, Any]]]:
         """Several collections: first pages 20 to a ``$batch`` (one round trip instead of 20),
         remaining pages followed concurrently with a bound. Results in request order."""
-        first_pages: list[dict[str, Any] | None] = [None] * len(requests)
+        first_pages: list[Any] = [None] * len(requests)
         for start in range(0, len(requests), BATCH_SIZE):
             chunk = list(range(start, min(start + BATCH_SIZE, len(requests))))
-            for index, body in zip(chunk, self._batch([requests[i] for i in chunk]), strict=True):
-                first_pages[index] = body
+            for index, answer in zip(chunk, self._batch([requests[i] for i in chunk]), strict=True):
+                first_pages[index] = answer.body
 
         def finish(index: int) -> list[dict[str, Any]]:
-            page = first_pages[index]
-            assert page is not None
-            return self._drain(requests[index], page)
+            return self._drain(requests[index], first_pages[index])
 
         return self.map_bounded(finish, range(len(requests)))
+
+    def get_each(
+        self, requests: Sequence[Request], accept: frozenset[int] = frozenset({200, 404})
+    ) -> list[Answer]:
+        """Single-object GETs (``/directoryObjects/{id}``...), 20 to a ``$batch``, batches sent
+        at most ``concurrency`` at a time. An answer whose status is in ``accept`` is returned
+        for the caller to judge (a 404 is an answer); transient ones are retried; any other
+        fails. Results in request order."""
+        chunks = [requests[i : i + BATCH_SIZE] for i in range(0, len(requests), BATCH_SIZE)]
+        answered = self.map_bounded(lambda chunk: self._batch(chunk, accept), chunks)
+        return [answer for chunk in answered for answer in chunk]
 
     def post(self, path: str, body: Mapping[str, Any], params: Mapping[str, str]) -> Any:
         request = Request(path, params, method="POST")
@@ -145,17 +176,26 @@ class GraphClient:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _drain(self, request: Request, page: dict[str, Any]) -> list[dict[str, Any]]:
+    def _drain(self, request: Request, page: Any) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
+        expected = _announced_count(request, page)
         for current in self._pages(request, page):
             items.extend(current)
+        if expected is not None:
+            distinct = len({item["id"] for item in items})
+            # More than counted is an object added while paging: a real answer. Fewer is a
+            # page that lost items, which must never pass for the whole collection.
+            if distinct < expected:
+                raise GraphError(
+                    f"incomplete answer: {distinct} distinct objects read, but the first page "
+                    f"counted {expected} (@odata.count); not using a partial collection",
+                    request=request.label(),
+                )
         return items
 
-    def _pages(self, request: Request, page: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+    def _pages(self, request: Request, page: Any) -> Iterator[list[dict[str, Any]]]:
         while True:
-            values = page.get("value")
-            if not isinstance(values, list):
-                raise GraphError("response has no `value` array", request=request.label())
+            values = _page_values(request, page)
             self._count_page(request, len(values))
             yield values
             next_link = page.get("@odata.nextLink")
@@ -166,12 +206,16 @@ class GraphClient:
                 raise GraphError("@odata.nextLink points outside Graph", request=request.label())
             page = self._send("GET", next_link, request, None)
 
-    def _batch(self, requests: Sequence[Request]) -> list[dict[str, Any]]:
-        """First pages of up to 20 collections in one $batch; throttled or failed-transiently
-        items are sent again in a smaller batch after their Retry-After."""
-        results: dict[str, dict[str, Any]] = {}
+    def _batch(
+        self, requests: Sequence[Request], accept: frozenset[int] = frozenset({200})
+    ) -> list[Answer]:
+        """Up to 20 GETs in one $batch; throttled or failed-transiently items are sent again
+        in a smaller batch after their Retry-After. Answers with a status in ``accept`` are
+        returned (a 200 must carry a JSON object); any other status fails the read."""
+        results: dict[str, Answer] = {}
         pending = {str(i): r for i, r in enumerate(requests)}
         attempt = 0
+        waited = 0.0
         while pending:
             attempt += 1
             payload = {
@@ -190,7 +234,7 @@ class GraphClient:
             responses = answer.get("responses") if isinstance(answer, dict) else None
             if not isinstance(responses, list):
                 raise GraphError("response has no `responses` array", request="POST /$batch")
-            waits: list[float] = []
+            asked: list[float] = []  # Retry-After of the throttled items
             last_error: GraphError | None = None
             for response in responses:
                 item_id = str(response.get("id")) if isinstance(response, dict) else ""
@@ -198,17 +242,33 @@ class GraphClient:
                     continue
                 request = pending[item_id]
                 status = response.get("status")
-                raw_headers = response.get("headers") or {}
-                headers = {str(k).lower(): str(v) for k, v in raw_headers.items()}
+                raw_headers = response.get("headers")
+                headers = (
+                    {str(k).lower(): str(v) for k, v in raw_headers.items()}
+                    if isinstance(raw_headers, dict)
+                    else {}
+                )
                 body = response.get("body")
-                if status == 200 and isinstance(body, dict):
-                    results[item_id] = body
+                error = _graph_error(request.label(), status, body, headers.get("request-id"))
+                if status in accept and status != 200:
+                    results[item_id] = Answer(status, None, error)
                     del pending[item_id]
                     continue
-                error = _graph_error(request.label(), status, body, headers.get("request-id"))
+                if status == 200 and 200 in accept:
+                    if not isinstance(body, dict):
+                        raise GraphError(
+                            f"answered 200 with a body that is {_json_kind(body)}, "
+                            "not a JSON object",
+                            request=request.label(),
+                        )
+                    results[item_id] = Answer(200, body, None)
+                    del pending[item_id]
+                    continue
                 if status in RETRYABLE_STATUS:
                     last_error = error
-                    waits.append(self._wait_for(headers.get("retry-after"), attempt, error))
+                    wait = self._retry_after(headers.get("retry-after"), error)
+                    if wait is not None:
+                        asked.append(wait)
                     continue
                 raise error
             answered = {str(r.get("id")) for r in responses if isinstance(r, dict)}
@@ -219,17 +279,20 @@ class GraphClient:
                     request="POST /$batch",
                 )
             if pending:
+                assert last_error is not None
                 if attempt >= self._retry.max_attempts:
-                    assert last_error is not None
                     raise _gave_up(last_error, attempt)
-                self._sleep(max(waits))
+                waited += self._pause(max(asked) if asked else None, attempt, waited, last_error)
         return [results[str(i)] for i in range(len(requests))]
 
     def _send(self, method: str, url: str, request: Request, body: Any) -> Any:
         refreshed = False
         attempt = 0
+        waited = 0.0  # failed attempts and pauses so far: the request's retry budget
         while True:
+            deadline.check(request.label())
             attempt += 1
+            started = time.monotonic()
             try:
                 return self._attempt(method, url, request, body, attempt)
             except _Unauthorized as unauthorized:
@@ -242,21 +305,39 @@ class GraphClient:
                         request_id=unauthorized.error.request_id,
                     ) from None
                 refreshed = True
-                self._tokens.refresh()
+                self.tokens.refresh()
                 attempt -= 1  # a token refresh is not a failed attempt
             except _Retry as retry:
+                waited += time.monotonic() - started  # a timeout is time spent retrying too
                 if attempt >= self._retry.max_attempts:
                     raise _gave_up(retry.error, attempt) from None
-                self._sleep(retry.delay if retry.delay is not None else self._backoff(attempt))
+                waited += self._pause(retry.delay, attempt, waited, retry.error)
+
+    def _pause(self, asked: float | None, attempt: int, waited: float, error: GraphError) -> float:
+        """Sleep before the next attempt: the server's Retry-After (``asked``) or backoff, but
+        never past the request's retry budget or the run's deadline. Returns the pause."""
+        label = error.request or "Graph request"
+        wanted = asked if asked is not None else self._backoff(attempt)
+        try:
+            allowed = deadline.bounded_wait(label, wanted, waited)
+        except (deadline.DeadlineExceeded, deadline.RetryBudgetExceeded) as exc:
+            raise type(exc)(f"{exc}; last answer: {_reason(error)}") from None
+        if asked is not None and allowed < asked:
+            # Asking again before the server's Retry-After would only be throttled again.
+            raise _cannot_wait(label, asked, waited, error)
+        self._sleep(allowed)
+        return allowed
 
     def _attempt(self, method: str, url: str, request: Request, body: Any, attempt: int) -> Any:
-        headers = {"Authorization": f"Bearer {self._tokens.token()}", "Accept": "application/json"}
+        headers = {"Authorization": f"Bearer {self.tokens.token()}", "Accept": "application/json"}
         if request.advanced:
             headers.update(ADVANCED)
         with self._lock:
             self.requests_sent += 1
         try:
-            response = self._http.request(method, url, headers=headers, json=body)
+            response = self._http.request(
+                method, url, headers=headers, json=body, timeout=request_timeout()
+            )
         except httpx.TransportError as exc:
             # Resets, timeouts and bodies cut short (RemoteProtocolError) are all transient.
             error = GraphError(
@@ -272,7 +353,7 @@ class GraphClient:
             error = _graph_error(
                 request.label(), response.status_code, _json_or_none(response), request_id
             )
-            delay = self._wait_for(response.headers.get("Retry-After"), attempt, error)
+            delay = self._retry_after(response.headers.get("Retry-After"), error)
             raise _Retry("status", delay, error)
         if response.status_code >= 400:
             raise _graph_error(
@@ -290,11 +371,10 @@ class GraphClient:
             )
             raise _Retry("truncated", None, error) from None
 
-    def _wait_for(self, retry_after: str | None, attempt: int, error: GraphError) -> float:
+    def _retry_after(self, retry_after: str | None, error: GraphError) -> float | None:
+        """The server's Retry-After in seconds (None: none or unreadable, so backoff)."""
         delay = parse_retry_after(retry_after)
-        if delay is None:
-            return self._backoff(attempt)
-        if delay > self._retry.max_retry_after:
+        if delay is not None and delay > self._retry.max_retry_after:
             raise GraphError(
                 f"throttled with Retry-After {delay:g}s, longer than the "
                 f"{self._retry.max_retry_after:g}s syncctl waits",
@@ -330,6 +410,53 @@ class _Unauthorized(Exception):
         self.error = error
 
 
+def _page_values(request: Request, page: Any) -> list[dict[str, Any]]:
+    """The page's items, after checking the page is what Graph sends: a JSON object with a
+    ``value`` array of objects that each have an ``id``. Anything else fails the read."""
+    if not isinstance(page, dict):
+        raise GraphError(f"page is {_json_kind(page)}, not a JSON object", request=request.label())
+    values = page.get("value")
+    if not isinstance(values, list):
+        raise GraphError("response has no `value` array", request=request.label())
+    for position, item in enumerate(values):
+        if not isinstance(item, dict):
+            raise GraphError(
+                f"item {position} of a page is {_json_kind(item)}, not an object",
+                request=request.label(),
+            )
+        if not isinstance(item.get("id"), str) or not item["id"]:
+            raise GraphError(f"item {position} of a page has no `id`", request=request.label())
+    return values
+
+
+def _announced_count(request: Request, page: Any) -> int | None:
+    """``@odata.count`` of a first page, when the request asked for it (then it must be
+    there: a counted read without its count cannot be checked, so it is not trusted)."""
+    if not request.counted or not isinstance(page, dict):
+        return None
+    count = page.get("@odata.count")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise GraphError(
+            "asked for $count=true, but the first page has no valid @odata.count",
+            request=request.label(),
+        )
+    return count
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    return "a number"
+
+
 def _json_or_none(response: httpx.Response) -> Any:
     try:
         return response.json()
@@ -359,9 +486,14 @@ def _graph_error(label: str, status: Any, body: Any, header_request_id: str | No
     )
 
 
+def _reason(error: GraphError) -> str:
+    """The error's text without its request prefix (the caller names the request)."""
+    return str(error).removeprefix(f"{error.request}: ")
+
+
 def _gave_up(error: GraphError, attempts: int) -> GraphError:
     """The last transient error, reworded: the read failed for good."""
-    text = str(error).removeprefix(f"{error.request}: ")
+    text = _reason(error)
     if any(v is not None for v in (error.status, error.code, error.request_id)):
         text = text[: text.rfind(" (")]  # GraphError appends the details again below
     return GraphError(
@@ -370,4 +502,21 @@ def _gave_up(error: GraphError, attempts: int) -> GraphError:
         status=error.status,
         code=error.code,
         request_id=error.request_id,
+    )
+
+
+def _cannot_wait(label: str, asked: float, waited: float, error: GraphError) -> Exception:
+    """The server asked for a longer pause than the retry budget or the deadline leaves."""
+    budget_left = deadline.MAX_RETRY_WAIT_PER_REQUEST - waited
+    left = deadline.remaining()
+    if left is not None and left < budget_left:
+        return deadline.DeadlineExceeded(
+            f"{label}: throttled with Retry-After {asked:g}s, but the run's deadline "
+            f"(--timeout) passes in {max(left, 0):.0f}s; raise --timeout or check why the "
+            f"service is slow; last answer: {_reason(error)}"
+        )
+    return deadline.RetryBudgetExceeded(
+        f"{label}: throttled with Retry-After {asked:g}s, more than the {max(budget_left, 0):.0f}s "
+        f"left of its retry budget ({deadline.MAX_RETRY_WAIT_PER_REQUEST:.0f}s of waiting per "
+        f"request); last answer: {_reason(error)}"
     )

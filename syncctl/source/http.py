@@ -8,17 +8,29 @@ of verification.
 from __future__ import annotations
 
 import ssl
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from syncctl import deadline
 from syncctl.errors import AuthError
 from syncctl.transport import parse_retry_after, tls_context
 
-DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=15.0)
+READ_TIMEOUT = 60.0
+CONNECT_TIMEOUT = 15.0
+DEFAULT_TIMEOUT = httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
 USER_AGENT = "syncctl"
+
+
+def request_timeout() -> httpx.Timeout:
+    """The timeouts of one request: the defaults, cut short so that no request outlives the
+    run's deadline (``--timeout``)."""
+    seconds = deadline.request_timeout(READ_TIMEOUT)
+    return httpx.Timeout(seconds, connect=min(CONNECT_TIMEOUT, seconds))
 
 
 def _verified(ca_bundle: Path | None) -> ssl.SSLContext:
@@ -46,17 +58,42 @@ def build_http_client(
 _TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """The last request MSAL made and what came back, for naming it in errors."""
+
+    method: str
+    url: str
+    status: int
+    content_type: str
+
+    def not_json(self) -> str:
+        kind = self.content_type.split(";")[0].strip() or "no content type"
+        return (
+            f"{self.method} {self.url} answered HTTP {self.status} with a body that is not "
+            f"JSON ({kind}); is a proxy or captive portal in the way?"
+        )
+
+
 class MsalHttpClient:
     """The ``http_client`` MSAL expects (``get``/``post`` returning a requests-like response).
 
     MSAL leaves retries to a custom client, so sign-in requests get a few here: on a dropped
-    connection, and on 429/5xx honouring Retry-After (capped: sign-in must fail fast).
+    connection, and on 429/5xx honouring Retry-After (capped: sign-in must fail fast), all
+    within the run's deadline and the per-request retry budget (``syncctl.deadline``).
     """
 
     def __init__(self, client: httpx.Client, *, attempts: int = 3, max_wait: float = 10.0):
         self._client = client
         self._attempts = attempts
         self._max_wait = max_wait
+        self._last = threading.local()
+
+    @property
+    def last_exchange(self) -> Exchange | None:
+        """This thread's last answered request (MSAL signs in from Graph's worker threads)."""
+        exchange: Exchange | None = getattr(self._last, "exchange", None)
+        return exchange
 
     def get(self, url: str, params: Any = None, headers: Any = None, **kwargs: Any) -> Any:
         return self._send("GET", url, params=params, headers=headers, **kwargs)
@@ -79,18 +116,37 @@ class MsalHttpClient:
                 for k, v in options["data"].items()
                 if v is not None
             }
+        target = httpx.URL(url)
+        label = f"sign-in {method} {target.host}{target.path}"
         last_error: Exception | None = None
+        waited = 0.0  # failed attempts and pauses so far: the request's retry budget
         for attempt in range(self._attempts):
+            deadline.check(label)
+            started = time.monotonic()
+            more = attempt + 1 < self._attempts
             try:
-                response = self._client.request(method, url, **options)
+                response = self._client.request(method, url, timeout=request_timeout(), **options)
             except httpx.TransportError as exc:
                 last_error = exc
-                time.sleep(min(self._max_wait, 0.2 * 2**attempt))
+                waited += time.monotonic() - started
+                if more:
+                    waited += self._pause(label, 0.2 * 2**attempt, waited)
                 continue
-            if response.status_code in _TRANSIENT_STATUS and attempt + 1 < self._attempts:
+            if response.status_code in _TRANSIENT_STATUS and more:
+                waited += time.monotonic() - started
                 asked = parse_retry_after(response.headers.get("Retry-After"))
-                time.sleep(min(self._max_wait, asked or 0.5 * 2**attempt))
+                waited += self._pause(label, asked or 0.5 * 2**attempt, waited)
                 continue
+            self._last.exchange = Exchange(
+                method,
+                str(target.copy_with(query=None)),
+                response.status_code,
+                response.headers.get("Content-Type", ""),
+            )
             return response
-        host = httpx.URL(url).host
-        raise AuthError(f"{method} {host}: cannot reach the sign-in service: {last_error}")
+        raise AuthError(f"{method} {target.host}: cannot reach the sign-in service: {last_error}")
+
+    def _pause(self, label: str, wanted: float, waited: float) -> float:
+        pause = deadline.bounded_wait(label, min(self._max_wait, wanted), waited)
+        time.sleep(pause)
+        return pause

@@ -2,18 +2,22 @@
 
 Requests on a clean full read (the formula tests assert; n_g = user members of group g,
 S = scope groups, P = provisioned groups that are not scope groups, k = managed ids out of
-scope, D_u/D_g = users/groups in deleted items):
+scope, of which r are not live (neither user nor group) and h of those not in deleted items):
 
     lookups   ceil(L / 20)                       L = distinct group names + ids, in $batch
               or ceil(G / 999)                   when a regex selector lists all G groups
     members   ceil((S + P) / 20)                 first member pages, 20 to a $batch
               + sum over groups of (ceil(n_g / 999) - 1)   further pages
     removed   only when k > 0: ceil(k / 1000) getByIds(user) + ceil(k' / 1000) getByIds(group)
-              for the k' ids that are not users + one $batch of the deleted-items first pages
-              + (ceil(D_u / 999) - 1) + (ceil(D_g / 999) - 1)
+              for the k' ids that are not users
+              + ceil(r / 20) $batch of GET /directory/deletedItems/{id}
+              + ceil(h / 20) $batch of GET /directoryObjects/{id}
 
 Users come from the scope groups' member lists with ``$select`` of the properties the policy
-uses, so no separate /users enumeration is needed.
+uses, so no separate /users enumeration is needed. Every collection is read with
+``$count=true`` and checked against its ``@odata.count`` (GraphClient), and every managed id
+out of scope is accounted for by positive evidence (``removal_reasons``): nothing is inferred
+from an id missing in an answer.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from syncctl.model import ObjectKind, RemovalReason, SourceGroup, SourceSnapshot
 from syncctl.policy.model import Policy, Tenant, is_object_id
 from syncctl.source.auth import TokenProvider
 from syncctl.source.clouds import graph_base
-from syncctl.source.graph import PAGE_SIZE, GraphClient, Request
+from syncctl.source.graph import PAGE_SIZE, Answer, GraphClient, Request
 from syncctl.source.http import build_http_client
 from syncctl.source.progress import Progress
 from syncctl.source.scope import (
@@ -37,8 +41,10 @@ from syncctl.source.scope import (
     resolve_scope_group,
     select_groups,
 )
+from syncctl.source.snapshot import TenantSlice
 
 GET_BY_IDS_LIMIT = 1000
+NOT_FOUND = "Request_ResourceNotFound"  # Graph's code for "no such object" (a 404)
 # Always read: identity, scope decisions (guests, disabled) and what search/plan show.
 USER_BASE = frozenset({"id", "displayName", "userPrincipalName", "accountEnabled", "userType"})
 GROUP_BASE = frozenset(
@@ -63,9 +69,14 @@ def read_graph(
         return GraphReader(policy, graph).read(managed_ids)
 
 
-def read_graph_slice(policy: Policy, *, progress: Progress | None = None) -> SourceSnapshot:
+def read_graph_slice(policy: Policy, *, progress: Progress | None = None) -> TenantSlice:
+    """The slice ``syncctl export`` writes, labelled with the tenant's directory id too when
+    the policy names the tenant by domain (so either name finds it later)."""
     with graph_session(policy.tenant, progress) as graph:
-        return GraphReader(policy, graph).read_slice()
+        tenant_slice = GraphReader(policy, graph).read_slice()
+        tokens = graph.tokens
+        directory_id = tokens.directory_id() if isinstance(tokens, TokenProvider) else None
+    return TenantSlice(tenant_slice, directory_id)
 
 
 def selected_properties(policy: Policy) -> dict[ObjectKind, frozenset[str]]:
@@ -119,6 +130,7 @@ class GraphReader:
                 {
                     "$select": ",".join(self._user_select if group_id in scope_ids else ["id"]),
                     "$top": str(PAGE_SIZE),
+                    # Required for the cast, and the count of users the read is checked against.
                     "$count": "true",
                 },
                 advanced=True,  # OData casts on member lists are advanced queries
@@ -131,9 +143,7 @@ class GraphReader:
         for group_id, members in zip([*scope_ids, *extra], member_lists, strict=True):
             member_ids = set()
             for member in members:
-                member_id = member.get("id")
-                if not isinstance(member_id, str):
-                    raise GraphError(f"member of group {group_id} without an id")
+                member_id = member["id"]  # GraphClient checked every item has one
                 member_ids.add(member_id)
                 if group_id in scope_ids and member_id not in users:
                     users[member_id] = SourceUser(member_id, self._user_attributes(member))
@@ -144,24 +154,35 @@ class GraphReader:
 
     def _find_groups(self) -> dict[str, dict[str, Any]]:
         """The groups the policy names: all groups when a regex selects, else one filtered
-        lookup per name or id (batched). Never guessed: unresolved names fail later."""
+        lookup per name or id (batched). Never guessed: unresolved names fail later. Each
+        read is counted, so a short answer cannot hide a group (or a second one of a name)."""
         source = self._policy.source
-        select = {"$select": ",".join(self._group_select), "$top": str(PAGE_SIZE)}
+        select = {
+            "$select": ",".join(self._group_select),
+            "$top": str(PAGE_SIZE),
+            "$count": "true",
+        }
         if any(s.pattern is not None for s in source.groups):
-            found = self._graph.get_all(Request("/groups", select))
+            found = self._graph.get_all(Request("/groups", select, advanced=True))
         else:
             wanted = {*source.scope_groups}
             wanted.update(s.id or s.name or "" for s in source.groups)
             requests = [
-                Request("/groups", {**select, "$filter": _lookup_filter(ref)})
+                Request("/groups", {**select, "$filter": _lookup_filter(ref)}, advanced=True)
                 for ref in sorted(wanted)
             ]
             found = [g for page in self._graph.get_many(requests) for g in page]
-        return {g["id"]: g for g in found if isinstance(g.get("id"), str)}
+        return {g["id"]: g for g in found}
 
     def removal_reasons(self, object_ids: list[str]) -> dict[str, RemovalReason]:
         """Why each managed id left, asked of Graph for exactly those ids:
-        hard_deleted > soft_deleted > disabled > out_of_scope."""
+        hard_deleted > soft_deleted > disabled > out_of_scope.
+
+        Every id needs positive evidence: returned by getByIds (live: disabled or
+        out_of_scope), found by ``GET /directory/deletedItems/{id}`` (soft_deleted), or
+        answered 404 ``Request_ResourceNotFound`` by both that and ``GET
+        /directoryObjects/{id}`` (hard_deleted). Missing from an answer proves nothing: an id
+        without evidence, or with contradicting evidence, fails the read."""
         if not object_ids:
             return {}
         reasons: dict[str, RemovalReason] = {}
@@ -173,22 +194,35 @@ class GraphReader:
         for object_id in self._get_by_ids(rest, "group", "id") if rest else {}:
             reasons[object_id] = RemovalReason.OUT_OF_SCOPE
         rest = [i for i in rest if i not in reasons]
-        if rest:
-            deleted_users, deleted_groups = self._graph.get_many(
-                [
-                    Request(
-                        f"/directory/deletedItems/microsoft.graph.{kind}",
-                        {"$select": "id", "$top": str(PAGE_SIZE)},
-                    )
-                    for kind in ("user", "group")
-                ]
+        in_deleted = self._lookup_each("/directory/deletedItems", rest)
+        for object_id in rest:
+            if in_deleted[object_id]:
+                reasons[object_id] = RemovalReason.SOFT_DELETED
+        gone = [i for i in rest if i not in reasons]
+        live = self._lookup_each("/directoryObjects", gone)
+        contradicted = [i for i in gone if live[i]]
+        if contradicted:
+            raise self._error(
+                f"Graph's answers disagree about {_some(contradicted)}: getByIds did not return "
+                "them, yet GET /directoryObjects/{id} finds them live (a partial getByIds "
+                "answer?); not guessing why they left, nothing is planned from this read"
             )
-            soft = {d.get("id") for d in [*deleted_users, *deleted_groups]}
-            for object_id in rest:
-                reasons[object_id] = (
-                    RemovalReason.SOFT_DELETED if object_id in soft else RemovalReason.HARD_DELETED
-                )
+        for object_id in gone:
+            reasons[object_id] = RemovalReason.HARD_DELETED
         return dict(sorted(reasons.items()))
+
+    def _lookup_each(self, collection: str, object_ids: list[str]) -> dict[str, bool]:
+        """For each id, whether ``GET {collection}/{id}`` finds it: True on 200 with that id,
+        False on 404 ``Request_ResourceNotFound``; any other answer fails the read."""
+        if not object_ids:
+            return {}
+        requests = [Request(f"{collection}/{i}", {"$select": "id"}) for i in object_ids]
+        found: dict[str, bool] = {}
+        for object_id, request, answer in zip(
+            object_ids, requests, self._graph.get_each(requests), strict=True
+        ):
+            found[object_id] = _is_found(request, answer, object_id)
+        return found
 
     def _get_by_ids(self, ids: list[str], kind: str, select: str) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
@@ -215,6 +249,33 @@ class GraphReader:
 
     def _group_attributes(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         return {name: raw.get(name) for name in self._group_select}
+
+
+def _is_found(request: Request, answer: Answer, object_id: str) -> bool:
+    if answer.status == 200 and answer.body is not None:
+        if answer.body.get("id") != object_id:
+            raise GraphError(
+                f"answered with object {answer.body.get('id')!r}, not the one asked for",
+                request=request.label(),
+            )
+        return True
+    error = answer.error
+    if answer.status == 404 and error is not None and error.code == NOT_FOUND:
+        return False
+    # A 404 without Graph's not-found code (a proxy, a wrong route) proves nothing.
+    raise GraphError(
+        f"no usable answer about {object_id}, so it is not known whether it was deleted",
+        request=request.label(),
+        status=answer.status,
+        code=error.code if error else None,
+        request_id=error.request_id if error else None,
+    )
+
+
+def _some(object_ids: list[str]) -> str:
+    shown = ", ".join(object_ids[:3])
+    more = f" and {len(object_ids) - 3} more" if len(object_ids) > 3 else ""
+    return f"{len(object_ids)} id(s) ({shown}{more})"
 
 
 def _lookup_filter(reference: str) -> str:

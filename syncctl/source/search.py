@@ -107,7 +107,7 @@ def search_policy(
     if policy.tenant.snapshot is not None:
         from syncctl.source.snapshot import load_snapshot
 
-        return search_snapshot(load_snapshot(policy.tenant.snapshot), term)
+        return search_snapshot(load_snapshot(policy.tenant.snapshot, tenant=policy.tenant.id), term)
     from syncctl.source.reader import graph_session
 
     with graph_session(policy.tenant, progress) as graph:
@@ -115,13 +115,12 @@ def search_policy(
 
 
 def _request(path: str, fields: tuple[str, ...], term: str) -> Request:
-    params = {"$select": ",".join(fields), "$top": str(PAGE_SIZE)}
+    # Counted (an advanced query) so that a short answer fails instead of hiding objects.
+    params = {"$select": ",".join(fields), "$top": str(PAGE_SIZE), "$count": "true"}
     if not term:
-        return Request(path, params)
+        return Request(path, params, advanced=True)
     if is_object_id(term):
-        return Request(path, {**params, "$filter": f"id eq '{term}'"})
+        return Request(path, {**params, "$filter": f"id eq '{term}'"}, advanced=True)
     # $search tokens are double-quoted; a quote inside the term cannot be escaped reliably.
     cleaned = term.replace('"', " ").strip()
-    return Request(
-        path, {**params, "$search": f'"displayName:{cleaned}"', "$count": "true"}, advanced=True
-    )
+    return Request(path, {**params, "$search": f'"displayName:{cleaned}"'}, advanced=True)

@@ -3,11 +3,16 @@
 ``syncctl export`` writes one; ``tenant.snapshot`` reads it back so reviews and the demo can
 plan offline. Writing is atomic (a temporary file in the same directory, then ``os.replace``)
 so a crash never leaves half a snapshot where a policy expects a whole one.
+
+A snapshot belongs to the tenant it was read from: ``tenant`` (as the exporting policy named
+it) and, when that is a domain and export learnt it, ``tenant_id`` (the directory GUID). A
+policy reading the file must name the tenant by one of these (``load_snapshot(tenant=...)``).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +25,34 @@ FORMAT_VERSION = 1
 SCHEMA_ID = "https://syncctl.dev/schemas/snapshot.schema.json"
 
 
+@dataclass(frozen=True, slots=True)
+class TenantSlice:
+    """What a snapshot file holds: the slice, and the tenant's directory id (GUID) when
+    ``snapshot.tenant`` is a domain and the id is known (None otherwise)."""
+
+    snapshot: SourceSnapshot
+    tenant_id: str | None = None
+
+    def tenant_names(self) -> tuple[str, ...]:
+        names = [self.snapshot.tenant]
+        if self.tenant_id and self.tenant_id.casefold() != self.snapshot.tenant.casefold():
+            names.append(self.tenant_id)
+        return tuple(names)
+
+
 def snapshot_schema() -> dict[str, Any]:
     return load_schema("snapshot")
 
 
-def snapshot_to_json(snapshot: SourceSnapshot) -> dict[str, Any]:
+def snapshot_to_json(snapshot: SourceSnapshot, tenant_id: str | None = None) -> dict[str, Any]:
     """The file form: every array sorted by id, member lists sorted, so equal snapshots are
     byte-identical files (diffable in Git, stable plan fingerprints)."""
+    names = TenantSlice(snapshot, tenant_id).tenant_names()
     return {
         "$schema": SCHEMA_ID,
         "format_version": FORMAT_VERSION,
         "tenant": snapshot.tenant,
+        **({"tenant_id": names[1]} if len(names) > 1 else {}),
         "users": [
             {"id": user_id, "attributes": dict(snapshot.users[user_id].attributes)}
             for user_id in sorted(snapshot.users)
@@ -50,23 +72,65 @@ def snapshot_to_json(snapshot: SourceSnapshot) -> dict[str, Any]:
     }
 
 
-def dumps_snapshot(snapshot: SourceSnapshot) -> str:
-    document = snapshot_to_json(snapshot)
+def dumps_snapshot(snapshot: SourceSnapshot, tenant_id: str | None = None) -> str:
+    document = snapshot_to_json(snapshot, tenant_id)
     _validate(document, "<snapshot being written>")
-    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate from Graph cannot be written as UTF-8; its \u escape round-trips
+        # it exactly, so the snapshot still holds what Graph said.
+        text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=True) + "\n"
+    return text
 
 
-def write_snapshot(snapshot: SourceSnapshot, path: Path) -> None:
-    """Write ``snapshot`` to ``path`` atomically; the same snapshot always gives the same bytes."""
-    text = dumps_snapshot(snapshot)
+def write_snapshot(snapshot: SourceSnapshot, path: Path, *, tenant_id: str | None = None) -> None:
+    """Write ``snapshot`` to ``path`` atomically; the same snapshot always gives the same bytes.
+    ``tenant_id``: the tenant's directory id, recorded when ``snapshot.tenant`` is a domain."""
+    text = dumps_snapshot(snapshot, tenant_id)
     try:
         write_text_atomic(path, text)
     except OSError as exc:
         raise SnapshotError(f"{path}: cannot write snapshot: {exc.strerror}") from None
 
 
-def load_snapshot(path: Path) -> SourceSnapshot:
-    """Read and validate a snapshot file; any problem is a one-line SnapshotError naming it."""
+def load_snapshot(path: Path, *, tenant: str | None = None) -> SourceSnapshot:
+    """Read and validate a snapshot file; any problem is a one-line SnapshotError naming it.
+    With ``tenant`` (a policy's ``tenant.id``), a file read from another tenant is refused."""
+    return load_tenant_slice(path, tenant=tenant).snapshot
+
+
+def load_tenant_slice(path: Path, *, tenant: str | None = None) -> TenantSlice:
+    """``load_snapshot`` keeping the tenant's other name, for writing the file again."""
+    document = _read_document(path)
+    snapshot = snapshot_from_json(document, str(path))  # validates the document first
+    tenant_slice = TenantSlice(snapshot, document.get("tenant_id"))
+    if tenant is not None:
+        check_tenant(tenant_slice, tenant, path)
+    return tenant_slice
+
+
+def check_tenant(tenant_slice: TenantSlice, tenant: str, path: Path) -> None:
+    """Refuse a snapshot of another tenant than the policy's (names compare ignoring case;
+    a domain and a GUID match only when the file records both)."""
+    names = tenant_slice.tenant_names()
+    if tenant.casefold() in (n.casefold() for n in names):
+        return
+    recorded = " / ".join(names)
+    hint = (
+        ""
+        if len(names) > 1
+        else "; if that is the same tenant under its other name, name it that way in "
+        "tenant.id, or export the snapshot again"
+    )
+    raise SnapshotError(
+        f"{path}: snapshot was read from tenant {recorded}, not the policy's tenant.id "
+        f"{tenant}{hint}"
+    )
+
+
+def _read_document(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -77,7 +141,7 @@ def load_snapshot(path: Path) -> SourceSnapshot:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise SnapshotError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
-    return snapshot_from_json(document, str(path))
+    return document
 
 
 def snapshot_from_json(document: Any, where: str) -> SourceSnapshot:

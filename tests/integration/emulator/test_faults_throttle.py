@@ -1,5 +1,6 @@
 """Failure knobs: resource-unit throttling with Retry-After, status rules, connection resets,
-truncated bodies, delays, injected latency; and the request log used for counting."""
+truncated bodies, delays, injected latency, rewritten (partial) and non-JSON answers; and the
+request log used for counting."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import httpx
 import pytest
 
 from syncctl.emulator import Emulator
+from syncctl.emulator.faults import drop_items, empty_value
 
 from .conftest import Graph, assert_graph_error
 
@@ -162,3 +164,36 @@ def test_request_log_counts_what_was_served(graph: Graph, emu: Emulator) -> None
     assert [(m, p) for m, p, _ in emu.requests] == [("GET", "/v1.0/users")] * 3
     assert emu.requests[0][2] == "$top=100&$select=id"
     assert "$skiptoken=" in emu.requests[1][2]
+
+
+def test_rewrite_makes_a_successful_answer_partial(graph: Graph, emu: Emulator) -> None:
+    """Short answers that are not errors, for clients that must not trust them: a page that
+    lost items but still counts them all, and an empty getByIds, directly and in $batch."""
+    scope = emu.tenant.group_by_name("Password Manager Users")
+    assert scope is not None
+    url = f"/groups/{scope['id']}/transitiveMembers/microsoft.graph.user?$count=true&$select=id"
+    whole = graph.ok(url, eventual=True)
+    emu.faults.add(path="transitiveMembers", status=None, rewrite=drop_items(10), times=1)
+    short = graph.ok(url, eventual=True)
+    assert len(short["value"]) == len(whole["value"]) - 10
+    assert short["@odata.count"] == whole["@odata.count"]
+
+    emu.faults.add(path="getByIds", method="POST", status=None, rewrite=empty_value, times=None)
+    user_id = sorted(emu.tenant.users)[0]
+    answer = graph.request(
+        "POST", "/directoryObjects/getByIds", json={"ids": [user_id], "types": ["user"]}
+    )
+    assert answer.status_code == 200 and answer.json()["value"] == []
+
+    emu.faults.add(path="transitiveMembers", status=None, rewrite=drop_items(1), times=1)
+    item = {"id": "1", "method": "GET", "url": url, "headers": {"ConsistencyLevel": "eventual"}}
+    (batched,) = graph.request("POST", "/$batch", json={"requests": [item]}).json()["responses"]
+    assert len(batched["body"]["value"]) == len(whole["value"]) - 1
+    assert len(graph.ok(url, eventual=True)["value"]) == len(whole["value"])  # used up
+
+
+def test_body_answers_with_bytes_that_are_not_json(emu: Emulator, http: httpx.Client) -> None:
+    emu.faults.add(path="/oauth2/v2.0/token", method="POST", status=None, body=b"<html>hi</html>")
+    answer = http.post(f"{emu.authority}/{emu.tenant_id}/oauth2/v2.0/token", data={})
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"] == "text/html" and answer.content == b"<html>hi</html>"

@@ -195,16 +195,47 @@ def test_graph_rejects_a_token_signed_by_someone_else(emu: Emulator, http: httpx
     assert_graph_error(response, 401, "InvalidAuthenticationToken")
 
 
+class FakeClock:
+    """The emulator's token clock, moved by the test instead of waiting (never ahead of the
+    real time, which MSAL and PyJWT still use for everything else)."""
+
+    def __init__(self) -> None:
+        self.now = time.time() - 60
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_token_expires_mid_run(emu: Emulator, http: httpx.Client) -> None:
+    clock = FakeClock()
+    emu.identity.clock = clock
     emu.token_lifetime = 1
     result = msal_app(emu, http, emu.client_secret).acquire_token_for_client(GRAPH_SCOPE)
     assert result["expires_in"] == 1
     headers = {"Authorization": f"Bearer {result['access_token']}"}
     assert http.get(f"{emu.graph}/v1.0/users?$top=1", headers=headers).status_code == 200
-    time.sleep(2.1)
+    clock.now += 0.99  # within the announced second, whatever fraction it was minted at
+    assert http.get(f"{emu.graph}/v1.0/users?$top=1", headers=headers).status_code == 200
+    clock.now += 1.02  # past exp, which is at most a second after the announced lifetime
     response = http.get(f"{emu.graph}/v1.0/users?$top=1", headers=headers)
     error = assert_graph_error(response, 401, "InvalidAuthenticationToken")
     assert "expired" in error["message"]
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.001, 0.5, 0.999])
+def test_minted_tokens_last_at_least_their_lifetime(emu: Emulator, fraction: float) -> None:
+    """The flake this replaces: exp was int(now) + lifetime, up to a second short."""
+    clock = FakeClock()
+    clock.now = float(int(clock.now)) + fraction
+    emu.identity.clock = clock
+    token = emu.mint_token(lifetime=1)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["exp"] >= clock.now + 1
+    assert emu.identity.check_bearer(f"Bearer {token}") is None
+    clock.now += 1.0 - 1e-6
+    assert emu.identity.check_bearer(f"Bearer {token}") is None
+    clock.now += 1.0
+    assert "expired" in (emu.identity.check_bearer(f"Bearer {token}") or "")
 
 
 def test_minted_tokens_work_for_a_fake_imds(emu: Emulator, http: httpx.Client) -> None:

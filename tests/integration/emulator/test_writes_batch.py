@@ -243,3 +243,48 @@ def test_batch_depends_on_a_failed_item_gets_424(graph: Graph, tenant: EmulatorT
     assert responses["c"]["status"] == 204 and "body" not in responses["c"]
     assert tenant.users[user_id]["jobTitle"] != "Should not happen"
     assert tenant.users[user_id]["department"] == "Batched"
+
+
+def test_single_object_lookups_answer_404_request_resource_not_found(
+    graph: Graph, emu: Emulator
+) -> None:
+    """What the reader's removal checks rely on: GET /directoryObjects/{id} finds live
+    objects of any type; GET /directory/deletedItems/{id} finds deleted ones; a miss is 404
+    Request_ResourceNotFound with Graph's wording (as Graph answers for a missing directory
+    object), directly and inside a $batch."""
+    tenant = emu.tenant
+    live_user, soft_user = sorted(tenant.users)[:2]
+    group = sorted(tenant.groups)[0]
+    tenant.soft_delete_user(soft_user)
+    missing = "00000000-0000-0000-0000-0000000000aa"
+
+    user = graph.ok(f"/directoryObjects/{live_user}?$select=id,accountEnabled")
+    assert user["@odata.type"] == "#microsoft.graph.user" and user["id"] == live_user
+    assert user["@odata.context"].endswith("$metadata#directoryObjects/$entity")
+    assert graph.ok(f"/directoryObjects/{group}")["@odata.type"] == "#microsoft.graph.group"
+    for object_id in (soft_user, missing):
+        error = assert_graph_error(
+            graph.get(f"/directoryObjects/{object_id}"), 404, "Request_ResourceNotFound"
+        )
+        assert error["message"] == (
+            f"Resource '{object_id}' does not exist or one of its queried reference-property "
+            "objects are not present."
+        )
+    assert graph.ok(f"/directory/deletedItems/{soft_user}?$select=id")["id"] == soft_user
+    for object_id in (live_user, missing):
+        assert_graph_error(
+            graph.get(f"/directory/deletedItems/{object_id}"), 404, "Request_ResourceNotFound"
+        )
+
+    requests = [
+        {"id": "1", "method": "GET", "url": f"/directory/deletedItems/{missing}?$select=id"},
+        {"id": "2", "method": "GET", "url": f"/directoryObjects/{missing}?$select=id"},
+        {"id": "3", "method": "GET", "url": f"/directoryObjects/{live_user}?$select=id"},
+    ]
+    by_id = {
+        r["id"]: r
+        for r in graph.request("POST", "/$batch", json={"requests": requests}).json()["responses"]
+    }
+    assert [by_id[i]["status"] for i in "123"] == [404, 404, 200]
+    assert by_id["1"]["body"]["error"]["code"] == "Request_ResourceNotFound"
+    assert by_id["2"]["body"]["error"]["code"] == "Request_ResourceNotFound"

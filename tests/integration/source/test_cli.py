@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from syncctl.emulator import Emulator
+from syncctl.emulator.faults import drop_items
+from syncctl.errors import SnapshotError
 from syncctl.source import load_snapshot, read_source
 from tests.integration.source.conftest import SECRET_ENV
 
@@ -151,8 +153,70 @@ def test_validate_online_signs_in_and_names_a_refused_secret(emu: Emulator, tmp_
     assert good.returncode == 0, good.stderr
     bad = _run("validate", "--online", str(policy_file), secret="not-the-secret")
     assert bad.returncode == 1
-    assert "policy emu: source:" in bad.stderr
+    assert "policy emu" in bad.stderr and "source: sign-in to tenant" in bad.stderr
     assert "not-the-secret" not in bad.stderr + bad.stdout
     assert "Traceback" not in bad.stderr
     offline = _run("validate", str(policy_file), secret="not-the-secret")
     assert offline.returncode == 0  # plain validate never signs in
+
+
+def test_export_of_a_truncated_read_exits_1_and_writes_no_file(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    policy_file = _write_policy(emu, tmp_path)
+    out = tmp_path / "snap.json"
+    emu.faults.add(path="transitiveMembers", status=None, rewrite=drop_items(10), times=None)
+    result = _run("export", str(policy_file), "-o", str(out), secret=emu.client_secret)
+    assert result.returncode == 1, result.stderr
+    assert "incomplete answer" in result.stderr and "@odata.count" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+    # Nor does a failed export replace the snapshot a policy already reads.
+    out.write_text("previous", encoding="utf-8")
+    assert (
+        _run("export", str(policy_file), "-o", str(out), secret=emu.client_secret).returncode == 1
+    )
+    assert out.read_text(encoding="utf-8") == "previous"
+
+
+def test_a_token_answer_that_is_not_json_prints_one_line(emu: Emulator, tmp_path: Path) -> None:
+    policy_file = _write_policy(emu, tmp_path)
+    emu.faults.add(
+        path="oauth2/v2.0/token", method="POST", status=None, body=b"<html>proxy</html>", times=None
+    )
+    result = _run("export", str(policy_file), "-o", str(tmp_path / "s.json"), secret="x" * 12)
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: sign-in to tenant"), result.stderr
+    assert "oauth2/v2.0/token answered HTTP 200 with a body that is not JSON" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1  # no MSAL traceback through logging
+
+
+def test_export_by_domain_records_the_tenant_id_so_either_name_reads_it(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    by_domain = _write_policy(emu, tmp_path)
+    by_domain.write_text(
+        by_domain.read_text(encoding="utf-8").replace(
+            f"id: {emu.tenant_id}", f"id: {emu.tenant.domain}"
+        ),
+        encoding="utf-8",
+    )
+    out = tmp_path / "snap.json"
+    result = _run("export", str(by_domain), "-o", str(out), secret=emu.client_secret)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(out.read_text(encoding="utf-8"))
+    assert (document["tenant"], document["tenant_id"]) == (emu.tenant.domain, emu.tenant_id)
+
+    from syncctl.policy import load_policies
+
+    (policy,) = load_policies([by_domain])
+    for name in (emu.tenant.domain, emu.tenant_id.upper()):
+        offline = dataclasses.replace(
+            policy, tenant=dataclasses.replace(policy.tenant, id=name, snapshot=out)
+        )
+        assert len(read_source(offline, ()).users) > 10
+    other = dataclasses.replace(
+        policy, tenant=dataclasses.replace(policy.tenant, id="fabrikam.example", snapshot=out)
+    )
+    with pytest.raises(SnapshotError, match=r"snap\.json: snapshot was read from tenant"):
+        read_source(other, ())

@@ -1,9 +1,11 @@
 """Faults against the TLS emulator: every read either recovers with exactly the snapshot of a
-clean run or fails with a clear error. Never a smaller snapshot."""
+clean run or fails with a clear error. Never a smaller snapshot: not from an error, not from
+a page that silently lost items, not after waiting past the run's deadline."""
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,8 +14,10 @@ from typing import Any
 
 import pytest
 
+from syncctl import deadline
 from syncctl.emulator import Emulator, generate_tenant, running_emulator
-from syncctl.errors import GraphError
+from syncctl.emulator.faults import drop_items, empty_value
+from syncctl.errors import AuthError, GraphError
 from syncctl.model import SourceSnapshot
 from syncctl.policy.model import GroupSelector, ManagedIdentityCredential, Policy
 from syncctl.source import read_source
@@ -114,7 +118,7 @@ def test_permission_error_is_not_retried(emu: Emulator) -> None:
 
 
 class _ShortLivedTokens(BaseHTTPRequestHandler):
-    """A managed identity endpoint that advertises an hour but hands out 2-second tokens,
+    """A managed identity endpoint that advertises an hour but hands out 1-second tokens,
     so Graph (not MSAL) is the first to notice they expired: the mid-run 401 path."""
 
     server: Any
@@ -123,7 +127,7 @@ class _ShortLivedTokens(BaseHTTPRequestHandler):
         self.server.issued += 1
         body = json.dumps(
             {
-                "access_token": self.server.mint(2),
+                "access_token": self.server.mint(1),
                 "expires_on": str(int(time.time()) + 3600),
                 "resource": "graph",
                 "token_type": "Bearer",
@@ -150,8 +154,9 @@ def test_token_expiring_mid_run_is_refreshed(
     thread.start()
     monkeypatch.setenv("IDENTITY_ENDPOINT", f"http://127.0.0.1:{server.server_port}/token")
     monkeypatch.setenv("IDENTITY_HEADER", "h")
-    # Tokens live 1-2 s (exp is whole seconds); four sequential requests at 0.6 s each
-    # (lookup, batch, two further pages) outlive the first token whatever the timing.
+    # Tokens live 1-2 s (at least the lifetime: exp is rounded up to whole seconds); four
+    # sequential requests at 0.6 s each (lookup, batch, two further pages) take at least
+    # 2.4 s, so they outlive the first token whatever the timing.
     emu.faults.latency = 0.6
     try:
         emu.reset_requests()
@@ -169,3 +174,120 @@ def test_token_expiring_mid_run_is_refreshed(
         thread.join(timeout=5)
     assert server.issued >= 2  # a new token was fetched after Graph rejected the old one
     assert snapshot.fingerprint() == clean.fingerprint()
+
+
+# -- partial answers: a read that lost objects fails, it never shrinks the snapshot ----------
+
+PARTIAL: dict[str, tuple[Setup, str]] = {
+    "member page lost 10 items": (
+        lambda e: e.faults.add(
+            path=r"transitiveMembers.*skiptoken", status=None, rewrite=drop_items(10), times=1
+        ),
+        r"transitiveMembers/microsoft.graph.user: incomplete answer: \d+ distinct objects read, "
+        r"but the first page counted \d+ \(@odata.count\)",
+    ),
+    "first member page (in the batch) lost an item": (
+        lambda e: e.faults.add(
+            path=r"transitiveMembers(?!.*skiptoken)", status=None, rewrite=drop_items(1), times=1
+        ),
+        r"incomplete answer",
+    ),
+    "group listing came back empty": (
+        lambda e: e.faults.add(path=r"^/v1\.0/groups\?", status=None, rewrite=empty_value),
+        r"^GET /groups: incomplete answer: 0 distinct objects read",
+    ),
+    "page body is null": (
+        lambda e: e.faults.add(path="skiptoken", status=None, rewrite=lambda b: None, times=1),
+        r"transitiveMembers/microsoft.graph.user: page is null, not a JSON object$",
+    ),
+    "member without an id": (
+        lambda e: e.faults.add(
+            path="skiptoken",
+            status=None,
+            rewrite=lambda b: {**b, "value": [{"displayName": "x"}, *b["value"]]},
+            times=1,
+        ),
+        r"item 0 of a page has no `id`$",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PARTIAL))
+def test_partial_or_malformed_answers_fail_the_read(emu: Emulator, case: str) -> None:
+    setup, message = PARTIAL[case]
+    setup(emu)
+    with pytest.raises(GraphError) as caught:
+        _read(emu)
+    assert re.search(message, str(caught.value)), str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+# -- bounded waiting: steered by a small deadline or budget, not by racing sleeps -----------
+
+
+@pytest.fixture
+def run_deadline() -> Iterator[Callable[[float | None], None]]:
+    yield deadline.set_deadline
+    deadline.set_deadline(None)
+
+
+def test_a_server_that_keeps_throttling_fails_at_the_deadline(
+    emu: Emulator, run_deadline: Callable[[float | None], None]
+) -> None:
+    emu.faults.add(path="skiptoken", status=429, retry_after=1, times=None)
+    run_deadline(2.5)
+    started = time.monotonic()
+    with pytest.raises(deadline.DeadlineExceeded) as caught:
+        _read(emu)
+    assert time.monotonic() - started < 10
+    message = str(caught.value)
+    # (which request meets the deadline depends on the machine's speed; usually a later page)
+    assert "deadline" in message and "\n" not in message
+
+
+def test_a_server_that_keeps_throttling_exhausts_the_request_retry_budget(
+    emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(deadline, "MAX_RETRY_WAIT_PER_REQUEST", 1.5)
+    emu.faults.add(path="skiptoken", status=429, retry_after=1, times=None)
+    started = time.monotonic()
+    with pytest.raises(deadline.RetryBudgetExceeded, match="retry budget"):
+        _read(emu)
+    assert time.monotonic() - started < 10
+    skiptoken_requests = [r for r in graph_requests(emu) if "skiptoken" in r[2]]
+    assert 1 < len(skiptoken_requests) <= 3 * 2  # waited once per page read, then gave up
+
+
+def test_a_server_that_never_answers_fails_at_the_deadline(
+    emu: Emulator, run_deadline: Callable[[float | None], None]
+) -> None:
+    policy = _policy(emu)
+    emu.faults.add(path="skiptoken", status=None, delay=8.0, times=None)
+    run_deadline(2.0)
+    started = time.monotonic()
+    with pytest.raises(deadline.DeadlineExceeded) as caught:
+        read_source(policy, ())
+    assert time.monotonic() - started < 6  # the request timeout was cut to the deadline
+    assert "deadline" in str(caught.value)
+
+
+def test_sign_in_that_never_answers_fails_at_the_deadline(
+    emu: Emulator, run_deadline: Callable[[float | None], None]
+) -> None:
+    emu.faults.add(path="oauth2/v2.0/token", method="POST", status=None, delay=8.0, times=None)
+    run_deadline(1.5)
+    started = time.monotonic()
+    with pytest.raises(deadline.DeadlineExceeded, match=r"^sign-in POST 127\.0\.0\.1/"):
+        _read(emu)
+    assert time.monotonic() - started < 6
+
+
+def test_a_non_json_token_answer_is_one_auth_error_naming_the_endpoint(emu: Emulator) -> None:
+    emu.faults.add(path="oauth2/v2.0/token", method="POST", status=None, body=b"<html>proxy</html>")
+    with pytest.raises(AuthError) as caught:
+        _read(emu)
+    assert str(caught.value) == (
+        f"sign-in to tenant {emu.tenant_id} (ClientSecret): POST {emu.authority}/"
+        f"{emu.tenant_id}/oauth2/v2.0/token answered HTTP 200 with a body that is not JSON "
+        "(text/html); is a proxy or captive portal in the way?"
+    )

@@ -1,5 +1,6 @@
 """Why managed objects left, asked of Graph: hard_deleted > soft_deleted > disabled >
-out_of_scope, via getByIds (1,000 ids a request) and the deleted-items lists."""
+out_of_scope, via getByIds (1,000 ids a request) and each remaining id looked up on its own
+(deleted items, then live objects); short or empty answers abort the read, never delete."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from syncctl.emulator import Emulator, generate_tenant, running_emulator
+from syncctl.emulator.faults import drop_items, empty_value
 from syncctl.errors import GraphError
 from syncctl.model import RemovalReason
 from syncctl.policy.model import GroupSelector
@@ -104,3 +106,75 @@ def test_ambiguous_group_name_lists_candidates(fresh: Emulator) -> None:
         GraphError, match=r'group name "Vault Admins" matches 2 groups: .*object id'
     ):
         read_source(policy, ())
+
+
+def _leavers(emu: Emulator) -> dict[str, str]:
+    """Managed users that left the scope in each way, plus a group gone for good."""
+    tenant = emu.tenant
+    scope = _by_name(emu, "Password Manager Users")
+    direct = sorted(
+        u for u in tenant.members[scope] if tenant.users.get(u, {}).get("accountEnabled") is True
+    )
+    left, disabled, soft, hard = direct[:4]
+    tenant.remove_member(scope, left)
+    tenant.remove_member(scope, disabled)
+    tenant.disable_user(disabled)
+    tenant.soft_delete_user(soft)
+    tenant.hard_delete_user(hard)
+    return {"left": left, "disabled": disabled, "soft": soft, "hard": hard}
+
+
+def test_an_empty_get_by_ids_answer_aborts_the_read_instead_of_deleting(fresh: Emulator) -> None:
+    """getByIds answering 200 {"value": []}: live users that merely left scope must not be
+    taken for hard-deleted (they would be deleted in the target)."""
+    leavers = _leavers(fresh)
+    fresh.faults.add(path="getByIds", method="POST", status=None, rewrite=empty_value, times=None)
+    with pytest.raises(GraphError) as caught:
+        read_source(emulator_policy(fresh), sorted(leavers.values()))
+    message = str(caught.value)
+    assert message.startswith("policy test-policy: Graph's answers disagree about 2 id(s)")
+    assert leavers["left"] in message and leavers["disabled"] in message
+    assert "nothing is planned from this read" in message and "\n" not in message
+
+
+def test_a_short_get_by_ids_answer_aborts_the_read(fresh: Emulator) -> None:
+    leavers = _leavers(fresh)
+    fresh.faults.add(path="getByIds", method="POST", status=None, rewrite=drop_items(1), times=1)
+    with pytest.raises(GraphError, match="Graph's answers disagree about 1 id"):
+        read_source(emulator_policy(fresh), sorted([leavers["left"], leavers["disabled"]]))
+
+
+def test_soft_deleted_users_are_found_by_id_even_if_the_listing_is_empty(fresh: Emulator) -> None:
+    leavers = _leavers(fresh)
+    fresh.faults.add(path="deletedItems", status=None, rewrite=empty_value, times=None)
+    fresh.reset_requests()
+    removed = read_source(emulator_policy(fresh), sorted(leavers.values())).removed
+    assert removed == {
+        leavers["left"]: RemovalReason.OUT_OF_SCOPE,
+        leavers["disabled"]: RemovalReason.DISABLED,
+        leavers["soft"]: RemovalReason.SOFT_DELETED,
+        leavers["hard"]: RemovalReason.HARD_DELETED,
+    }
+    assert not [
+        r for r in graph_requests(fresh) if "microsoft.graph.user" in r[1] and "deleted" in r[1]
+    ]
+
+
+def test_an_empty_deleted_item_answer_is_not_proof_of_anything(fresh: Emulator) -> None:
+    """A 200 for the soft-deleted user's own lookup that does not describe it."""
+    leavers = _leavers(fresh)
+    fresh.faults.add(
+        path=f"deletedItems/{leavers['soft']}", status=None, rewrite=lambda b: {}, times=None
+    )
+    with pytest.raises(GraphError, match=rf"GET /directory/deletedItems/{leavers['soft']}: "):
+        read_source(emulator_policy(fresh), [leavers["soft"]])
+
+
+@pytest.mark.parametrize("lookup", ["deletedItems/", "directoryObjects/"])
+def test_a_failing_lookup_by_id_fails_the_read_never_guessing(fresh: Emulator, lookup: str) -> None:
+    leavers = _leavers(fresh)
+    fresh.faults.add(path=lookup + leavers["hard"], status=403, times=None)
+    with pytest.raises(GraphError) as caught:
+        read_source(emulator_policy(fresh), [leavers["hard"]])
+    message = str(caught.value)
+    assert f"/{leavers['hard']}: " in message and "status 403" in message

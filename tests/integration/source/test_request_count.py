@@ -11,6 +11,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from syncctl.emulator import Emulator, EmulatorTenant, generate_tenant, running_emulator
+from syncctl.model import RemovalReason
 from syncctl.policy.model import GroupSelector
 from syncctl.source import read_source
 from tests.integration.source.conftest import SECRET_ENV, emulator_policy, graph_requests
@@ -18,9 +19,15 @@ from tests.integration.source.conftest import SECRET_ENV, emulator_policy, graph
 PAGE = 999
 
 
+SOFT_DELETED = 30
+
+
 @pytest.fixture(scope="module")
 def big() -> Iterator[Emulator]:
-    with running_emulator(generate_tenant(users=10_000, groups=50, seed=7)) as emu:
+    tenant = generate_tenant(users=10_000, groups=50, seed=7)
+    for user_id in sorted(tenant.users)[:SOFT_DELETED]:
+        tenant.soft_delete_user(user_id)
+    with running_emulator(tenant) as emu:
         yield emu
 
 
@@ -61,7 +68,13 @@ def test_request_count_matches_the_formula(
         provisioned += [v["displayName"] for v in tenant.groups.values()]
         provisioned = sorted({n for n in provisioned if n in named or n.startswith("PM-")})
     policy = emulator_policy(big, scope_groups=tuple(scope_names), groups=tuple(selectors))
-    managed_gone = [str(uuid.UUID(int=i + 1)) for i in range(1200)]
+    in_scope = read_source(policy, ())
+    # Managed ids out of scope: live users and groups, soft-deleted users, and ids gone.
+    live_users = sorted(u for u in tenant.users if u not in in_scope.users)[:40]
+    live_groups = sorted(g for g in tenant.groups if g not in in_scope.groups)[:5]
+    soft = sorted(tenant.deleted_users)
+    never = [str(uuid.UUID(int=i + 1)) for i in range(1200)]
+    managed_gone = [*live_users, *live_groups, *soft, *never]
 
     big.reset_requests()
     snapshot = read_source(policy, managed_gone)
@@ -76,16 +89,23 @@ def test_request_count_matches_the_formula(
     members = math.ceil(len(groups_read) / 20) + sum(
         _pages(_users_in(tenant, _id(tenant, n))) - 1 for n in groups_read
     )
+    not_users = len(managed_gone) - len(live_users)
+    not_live = not_users - len(live_groups)  # each looked up in deleted items by id
+    gone = not_live - len(soft)  # each confirmed gone by GET /directoryObjects/{id}
     removed = (
-        math.ceil(1200 / 1000)  # getByIds as users
-        + math.ceil(1200 / 1000)  # the ids that are not users, as groups
-        + 1  # one $batch with the first pages of both deleted-items lists
-        + _pages(len(tenant.deleted_users))
-        - 1
-        + _pages(len(tenant.deleted_groups))
-        - 1
+        math.ceil(len(managed_gone) / 1000)  # getByIds as users
+        + math.ceil(not_users / 1000)  # the ids that are not users, as groups
+        + math.ceil(not_live / 20)  # $batch of GET /directory/deletedItems/{id}
+        + math.ceil(gone / 20)  # $batch of GET /directoryObjects/{id}
     )
     assert len(sent) == lookups + members + removed
+    assert set(snapshot.removed.values()) == {
+        RemovalReason.OUT_OF_SCOPE,
+        RemovalReason.DISABLED,
+        RemovalReason.SOFT_DELETED,
+        RemovalReason.HARD_DELETED,
+    }
+    assert len(soft) == SOFT_DELETED
     # The bound: minimum pages plus one request per group read.
     minimum_pages = sum(_pages(_users_in(tenant, _id(tenant, n))) for n in groups_read)
     assert len(sent) - lookups - removed <= minimum_pages + len(groups_read)

@@ -259,3 +259,55 @@ def test_msal_requests_carry_form_data_not_json(monkeypatch: pytest.MonkeyPatch)
     assert token_request.headers["content-type"].startswith("application/x-www-form-urlencoded")
     with pytest.raises(json.JSONDecodeError):
         json.loads(token_request.content)
+
+
+class NotJsonTokenEndpoint(FakeAuthority):
+    """A proxy or captive portal answering the token request with a web page."""
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/oauth2/v2.0/token"):
+            self.requests.append(request)
+            return httpx.Response(
+                200,
+                content=b"<html>Sign in to the proxy</html>",
+                headers={"Content-Type": "text/html"},
+            )
+        return super().__call__(request)
+
+
+def test_a_token_answer_that_is_not_json_is_one_line_naming_the_endpoint(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    provider = _provider(_secret_tenant(monkeypatch), NotJsonTokenEndpoint())
+    with pytest.raises(AuthError) as caught:
+        provider.token()
+    assert str(caught.value) == (
+        f"sign-in to tenant {TENANT} (ClientSecret): POST "
+        f"https://login.microsoftonline.com/{TENANT}/oauth2/v2.0/token answered HTTP 200 with a "
+        "body that is not JSON (text/html); is a proxy or captive portal in the way?"
+    )
+    # MSAL logs the failure with a traceback before raising; none of it is printed (the
+    # binary's stderr is checked in tests/integration/source/test_cli.py).
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+
+
+def test_directory_id_is_read_from_the_token_tid_claim(monkeypatch: pytest.MonkeyPatch) -> None:
+    guid = "6513270e-1111-4222-8333-944445555666"
+
+    class WithJwt(FakeAuthority):
+        def __call__(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path.endswith("/oauth2/v2.0/token"):
+                import base64
+
+                claims = base64.urlsafe_b64encode(json.dumps({"tid": guid}).encode()).rstrip(b"=")
+                token = f"e30.{claims.decode()}.sig"
+                return httpx.Response(
+                    200, json={"access_token": token, "token_type": "Bearer", "expires_in": 3600}
+                )
+            return super().__call__(request)
+
+    assert _provider(_secret_tenant(monkeypatch), WithJwt()).directory_id() == guid
+    # An opaque token (not a JWT) says nothing: no id rather than a guess.
+    assert _provider(_secret_tenant(monkeypatch), FakeAuthority()).directory_id() is None

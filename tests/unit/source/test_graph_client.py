@@ -7,12 +7,13 @@ behaviours are exercised end to end against the TLS emulator in tests/integratio
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from syncctl import deadline
 from syncctl.errors import GraphError
 from syncctl.source.graph import GraphClient, Request, RetryPolicy
 from syncctl.transport import parse_retry_after
@@ -298,3 +299,263 @@ def test_parse_retry_after_forms() -> None:
     assert parse_retry_after("-3") == 0.0
     assert parse_retry_after(None) is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+
+
+# -- answers that are not what Graph sends: one-line GraphErrors naming the request ----------
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (None, "page is null, not a JSON object"),
+        ([], "page is an array, not a JSON object"),
+        ({"value": {"id": "u1"}}, "response has no `value` array"),
+        ({"value": ["u1"]}, "item 0 of a page is a string, not an object"),
+        ({"value": [{"id": "u1"}, {"displayName": "x"}]}, "item 1 of a page has no `id`"),
+        ({"value": [{"id": ""}]}, "item 0 of a page has no `id`"),
+    ],
+)
+def test_malformed_pages_are_graph_errors_naming_the_request(body: Any, message: str) -> None:
+    harness = Harness(lambda r: httpx.Response(200, content=json.dumps(body).encode()))
+    with pytest.raises(GraphError) as caught:
+        harness.client.get_all(Request("/groups/g1/members"))
+    assert str(caught.value) == f"GET /groups/g1/members: {message}"
+
+
+def test_malformed_later_page_is_an_error_too() -> None:
+    answers = iter([page(users(0, 2), f"{BASE}/users?$skiptoken=1"), httpx.Response(200, json=[])])
+    harness = Harness(lambda r: next(answers))
+    with pytest.raises(GraphError, match=r"^GET /users: page is an array"):
+        harness.client.get_all(Request("/users"))
+
+
+def test_batch_item_with_a_null_body_names_its_request() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        items = json.loads(request.content)["requests"]
+        return httpx.Response(
+            200, json={"responses": [{"id": i["id"], "status": 200, "body": None} for i in items]}
+        )
+
+    harness = Harness(handler)
+    with pytest.raises(GraphError, match=r"^GET /groups/g0/members: answered 200 with a body that"):
+        harness.client.get_many([Request("/groups/g0/members")])
+
+
+# -- counted collections --------------------------------------------------------------------
+
+
+def counted_handler(count: int | None, pages: list[list[dict[str, Any]]]) -> Handler:
+    def handler(request: httpx.Request) -> httpx.Response:
+        number = int(request.url.params.get("$skiptoken", "0"))
+        body: dict[str, Any] = {"value": pages[number]}
+        if number == 0 and count is not None:
+            body["@odata.count"] = count
+        if number + 1 < len(pages):
+            body["@odata.nextLink"] = f"{BASE}/groups/g/members?$skiptoken={number + 1}"
+        return httpx.Response(200, json=body)
+
+    return handler
+
+
+COUNTED = Request("/groups/g/members", {"$count": "true"}, advanced=True)
+
+
+def test_a_counted_read_short_of_its_count_fails() -> None:
+    harness = Harness(counted_handler(190, [users(0, 100), users(100, 80)]))
+    with pytest.raises(GraphError) as caught:
+        harness.client.get_all(COUNTED)
+    assert str(caught.value) == (
+        "GET /groups/g/members: incomplete answer: 180 distinct objects read, but the first "
+        "page counted 190 (@odata.count); not using a partial collection"
+    )
+
+
+def test_duplicates_do_not_make_up_for_lost_items() -> None:
+    harness = Harness(counted_handler(4, [users(0, 2), users(1, 2)]))  # u0 u1, u1 u2
+    with pytest.raises(GraphError, match="3 distinct objects read, but the first page counted 4"):
+        harness.client.get_all(COUNTED)
+
+
+def test_a_counted_read_that_matches_or_exceeds_its_count_passes() -> None:
+    exact = Harness(counted_handler(4, [users(0, 2), users(2, 2)]))
+    assert len(exact.client.get_all(COUNTED)) == 4
+    # One more than counted: a member added while paging is a real answer, not a partial one.
+    grown = Harness(counted_handler(3, [users(0, 2), users(2, 2)]))
+    assert len(grown.client.get_all(COUNTED)) == 4
+    # Only requests that ask for $count are checked.
+    uncounted = Harness(counted_handler(None, [users(0, 2)]))
+    assert len(uncounted.client.get_all(Request("/groups/g/members"))) == 2
+
+
+@pytest.mark.parametrize("count", [None, "190", -1, True])
+def test_a_counted_read_without_a_valid_count_fails(count: Any) -> None:
+    body: dict[str, Any] = {"value": users(0, 2)}
+    if count is not None:
+        body["@odata.count"] = count
+    harness = Harness(lambda r: httpx.Response(200, json=body))
+    with pytest.raises(GraphError, match="asked for \\$count=true, but the first page has no"):
+        harness.client.get_all(COUNTED)
+
+
+def test_a_counted_first_page_from_a_batch_is_checked() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        items = json.loads(request.content)["requests"]
+        body = {"@odata.count": 3, "value": users(0, 2)}
+        return httpx.Response(
+            200, json={"responses": [{"id": i["id"], "status": 200, "body": body} for i in items]}
+        )
+
+    harness = Harness(handler)
+    with pytest.raises(GraphError, match="2 distinct objects read, but the first page counted 3"):
+        harness.client.get_many([COUNTED])
+
+
+# -- single-object lookups ------------------------------------------------------------------
+
+
+def _lookup_handler(status_of: Callable[[str, int], int]) -> Handler:
+    calls: dict[str, int] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        responses = []
+        for item in json.loads(request.content)["requests"]:
+            calls[item["url"]] = calls.get(item["url"], 0) + 1
+            status = status_of(item["url"], calls[item["url"]])
+            object_id = item["url"].split("/")[-1].split("?")[0]
+            body: dict[str, Any] = (
+                {"id": object_id}
+                if status == 200
+                else {"error": {"code": "Request_ResourceNotFound" if status == 404 else "X"}}
+            )
+            responses.append({"id": item["id"], "status": status, "body": body})
+        return httpx.Response(200, json={"responses": responses})
+
+    return handler
+
+
+def test_get_each_returns_200_and_404_answers_in_order_20_to_a_batch() -> None:
+    harness = Harness(_lookup_handler(lambda url, n: 404 if url.endswith("odd") else 200))
+    requests = [Request(f"/directoryObjects/{i}-{'odd' if i % 2 else 'even'}") for i in range(45)]
+    answers = harness.client.get_each(requests)
+    assert [a.status for a in answers] == [404 if i % 2 else 200 for i in range(45)]
+    assert answers[0].body == {"id": "0-even"} and answers[0].error is None
+    assert answers[1].body is None and answers[1].error is not None
+    assert answers[1].error.code == "Request_ResourceNotFound"
+    assert len(harness.seen) == 3  # ceil(45 / 20) batches
+
+
+def test_get_each_retries_throttled_items_and_fails_on_other_statuses() -> None:
+    harness = Harness(_lookup_handler(lambda url, n: 429 if n == 1 else 200))
+    assert [a.status for a in harness.client.get_each([Request("/directoryObjects/a")])] == [200]
+    assert len(harness.seen) == 2
+    refused = Harness(_lookup_handler(lambda url, n: 403))
+    with pytest.raises(GraphError, match=r"^GET /directoryObjects/a: HTTP 403"):
+        refused.client.get_each([Request("/directoryObjects/a")])
+
+
+# -- bounded waiting: the run's deadline and each request's retry budget ---------------------
+
+
+@pytest.fixture
+def run_deadline() -> Iterator[Callable[[float | None], None]]:
+    yield deadline.set_deadline
+    deadline.set_deadline(None)
+
+
+def test_retry_after_is_honoured_only_within_the_request_retry_budget(
+    run_deadline: Callable[[float | None], None],
+) -> None:
+    harness = Harness(lambda r: httpx.Response(429, headers={"Retry-After": "50"}))
+    with pytest.raises(deadline.RetryBudgetExceeded) as caught:
+        harness.client.get_all(Request("/users"))
+    assert harness.sleeps == [50.0, 50.0]  # a third 50 s would pass the 120 s budget
+    assert len(harness.seen) == 3
+    message = str(caught.value)
+    assert message.startswith("GET /users: throttled with Retry-After 50s, more than the 20s")
+    assert "last answer: HTTP 429" in message and "\n" not in message
+
+
+def test_backoff_pauses_stop_at_the_retry_budget(
+    run_deadline: Callable[[float | None], None],
+) -> None:
+    harness = Harness(
+        lambda r: httpx.Response(503), max_attempts=100, base_delay=30.0, max_delay=30.0
+    )
+    with pytest.raises(deadline.RetryBudgetExceeded, match=r"^GET /users: still failing after"):
+        harness.client.get_all(Request("/users"))
+    # (the real time the failed attempts took counts against the budget too)
+    assert sum(harness.sleeps) == pytest.approx(deadline.MAX_RETRY_WAIT_PER_REQUEST, abs=0.5)
+
+
+def test_a_passed_deadline_stops_the_next_attempt(
+    run_deadline: Callable[[float | None], None],
+) -> None:
+    run_deadline(0.0)
+    harness = Harness(lambda r: page(users(0, 1)))
+    with pytest.raises(deadline.DeadlineExceeded, match=r"^GET /users: the run's deadline"):
+        harness.client.get_all(Request("/users"))
+    assert harness.seen == []
+
+
+def test_retry_after_past_the_deadline_fails_at_once(
+    run_deadline: Callable[[float | None], None],
+) -> None:
+    run_deadline(30.0)
+    harness = Harness(lambda r: httpx.Response(429, headers={"Retry-After": "60"}))
+    with pytest.raises(deadline.DeadlineExceeded, match="Retry-After 60s, but the run's deadline"):
+        harness.client.get_all(Request("/users"))
+    assert harness.sleeps == []
+
+
+def test_request_timeouts_never_outlive_the_deadline(
+    run_deadline: Callable[[float | None], None],
+) -> None:
+    harness = Harness(lambda r: page(users(0, 1)))
+    harness.client.get_all(Request("/users"))
+    assert harness.seen[-1].extensions["timeout"]["read"] == 60.0
+    run_deadline(5.0)
+    harness.client.get_all(Request("/users"))
+    timeouts = harness.seen[-1].extensions["timeout"]
+    assert 0 < timeouts["read"] <= 5.0 and timeouts["connect"] <= 5.0
+
+
+# -- what counts as evidence that an object is gone ----------------------------------------
+
+
+def test_only_graphs_own_not_found_is_evidence() -> None:
+    from syncctl.source.graph import Answer
+    from syncctl.source.reader import _is_found
+
+    request = Request("/directoryObjects/x")
+    assert _is_found(request, Answer(200, {"id": "x"}, None), "x") is True
+    not_found = GraphError(
+        "gone", request="GET /directoryObjects/x", status=404, code="Request_ResourceNotFound"
+    )
+    assert _is_found(request, Answer(404, None, not_found), "x") is False
+    for answer in (
+        Answer(404, None, GraphError("HTTP 404", request="GET /directoryObjects/x", status=404)),
+        Answer(404, None, GraphError("no", status=404, code="BadRequest")),
+    ):
+        with pytest.raises(GraphError, match="no usable answer about x, so it is not known"):
+            _is_found(request, answer, "x")
+    with pytest.raises(GraphError, match="answered with object 'y', not the one asked for"):
+        _is_found(request, Answer(200, {"id": "y"}, None), "x")
+
+
+def test_a_server_that_never_answers_is_given_up_on_after_the_retry_budget(
+    monkeypatch: pytest.MonkeyPatch, run_deadline: Callable[[float | None], None]
+) -> None:
+    """Before: 8 attempts of a 60 s read timeout plus backoff, 518 s for one request. Time
+    lost to timed-out attempts counts against the request's retry budget."""
+    now = [1000.0]
+    monkeypatch.setattr("syncctl.source.graph.time.monotonic", lambda: now[0])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        now[0] += 60.0  # the read timeout ran out
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    harness = Harness(handler)
+    with pytest.raises(deadline.RetryBudgetExceeded) as caught:
+        harness.client.get_all(Request("/users"))
+    assert len(harness.seen) == 2 and len(harness.sleeps) == 1
+    assert "last answer: connection failed: ReadTimeout" in str(caught.value)

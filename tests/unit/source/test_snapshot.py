@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from syncctl.errors import SnapshotError
 from syncctl.model import RemovalReason, SourceGroup, SourceSnapshot, SourceUser
+from syncctl.policy.model import Tenant
 from syncctl.source import load_snapshot, write_snapshot
-from syncctl.source.snapshot import dumps_snapshot
+from syncctl.source.snapshot import dumps_snapshot, load_tenant_slice
 
 ids = st.uuids().map(str)
 json_scalars = st.one_of(
@@ -157,3 +158,79 @@ def test_unwritable_directory_is_a_snapshot_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(SnapshotError, match="cannot write snapshot"):
         write_snapshot(SourceSnapshot("t", {}, {}), blocker / "sub" / "s.json")
+
+
+# -- snapshots belong to a tenant -------------------------------------------------------------
+
+GUID = "6513270e-1111-4222-8333-944445555666"
+
+
+def test_a_snapshot_of_another_tenant_is_refused_naming_the_file(tmp_path: Path) -> None:
+    path = _write(tmp_path, {**_valid(), "tenant": "fabrikam.onmicrosoft.com"})
+    with pytest.raises(SnapshotError) as caught:
+        load_snapshot(path, tenant="contoso.onmicrosoft.com")
+    message = str(caught.value)
+    assert message.startswith(
+        f"{path}: snapshot was read from tenant fabrikam.onmicrosoft.com, not the policy's "
+        "tenant.id contoso.onmicrosoft.com"
+    )
+    assert "\n" not in message
+    # Without a policy to compare with (a tool reading any file), it loads.
+    assert load_snapshot(path).tenant == "fabrikam.onmicrosoft.com"
+
+
+@pytest.mark.parametrize(
+    "named", ["contoso.onmicrosoft.com", "Contoso.OnMicrosoft.com", GUID, GUID.upper()]
+)
+def test_either_name_of_the_tenant_is_accepted_when_both_are_recorded(
+    tmp_path: Path, named: str
+) -> None:
+    path = _write(tmp_path, {**_valid(), "tenant": "contoso.onmicrosoft.com", "tenant_id": GUID})
+    assert load_snapshot(path, tenant=named).tenant == "contoso.onmicrosoft.com"
+
+
+def test_a_domain_cannot_match_a_snapshot_that_records_only_the_guid(tmp_path: Path) -> None:
+    path = _write(tmp_path, {**_valid(), "tenant": GUID})
+    with pytest.raises(SnapshotError, match=f"read from tenant {GUID}, not the policy's tenant.id"):
+        load_snapshot(path, tenant="contoso.onmicrosoft.com")
+    other = _write(tmp_path, {**_valid(), "tenant": "contoso.onmicrosoft.com", "tenant_id": GUID})
+    with pytest.raises(SnapshotError, match=f"contoso.onmicrosoft.com / {GUID}, not the"):
+        load_snapshot(other, tenant="fabrikam.onmicrosoft.com")
+
+
+def test_export_records_the_directory_id_next_to_a_domain(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    snapshot = SourceSnapshot("contoso.onmicrosoft.com", {}, {})
+    write_snapshot(snapshot, path, tenant_id=GUID)
+    document = json.loads(path.read_text(encoding="utf-8"))
+    assert (document["tenant"], document["tenant_id"]) == ("contoso.onmicrosoft.com", GUID)
+    assert load_tenant_slice(path).tenant_id == GUID
+    # The same name twice is recorded once; no id, no field.
+    write_snapshot(SourceSnapshot(GUID, {}, {}), path, tenant_id=GUID.upper())
+    assert "tenant_id" not in json.loads(path.read_text(encoding="utf-8"))
+    write_snapshot(snapshot, path)
+    assert "tenant_id" not in json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_tenant_id_must_be_a_guid(tmp_path: Path) -> None:
+    path = _write(tmp_path, {**_valid(), "tenant_id": "contoso.onmicrosoft.com"})
+    with pytest.raises(SnapshotError, match="/tenant_id"):
+        load_snapshot(path)
+
+
+def test_policies_reading_a_snapshot_check_its_tenant(tmp_path: Path) -> None:
+    from syncctl.source import check_source, read_source, read_tenant_slice
+    from syncctl.source.search import search_policy
+    from tests.unit.source.policies import DEMO_SNAPSHOT, make_policy
+
+    policy = make_policy(tenant=Tenant(id="fabrikam.onmicrosoft.com", snapshot=DEMO_SNAPSHOT))
+    for read in (
+        lambda: read_source(policy, ()),
+        lambda: read_tenant_slice(policy),
+        lambda: check_source(policy),
+        lambda: search_policy(policy, ""),
+    ):
+        with pytest.raises(
+            SnapshotError, match=r"demo\.json: snapshot was read from tenant contoso"
+        ):
+            read()

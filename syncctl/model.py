@@ -112,4 +112,7 @@ def canonical_json(value: Any) -> str:
 
 
 def fingerprint(value: Any) -> str:
-    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+    # surrogatepass: a lone UTF-16 surrogate from Graph or a snapshot ("\ud800") is data to
+    # hash like any other (the planner reports it per object), not a reason to fail the
+    # plan. Valid text encodes exactly as plain UTF-8, so no existing fingerprint changes.
+    return hashlib.sha256(canonical_json(value).encode("utf-8", "surrogatepass")).hexdigest()

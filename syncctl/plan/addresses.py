@@ -2,20 +2,22 @@
 
 ``user/<userName>``, ``group/<displayName>``, ``membership/<group displayName>/<userName>``.
 A group's displayName may contain "/", a userName (an Entra UPN) cannot, so a membership
-address splits on its last "/".
+address splits on its last "/". A key holding a lone UTF-16 surrogate is spelled with the
+surrogate escaped (``\\ud800``), so every address can be written as UTF-8.
 """
 
 from __future__ import annotations
 
 from syncctl.model import ObjectKind
+from syncctl.plan.unicode import printable
 
 
 def object_address(kind: ObjectKind, key: str) -> str:
-    return f"{kind.value}/{key}"
+    return f"{kind.value}/{printable(key)}"
 
 
 def membership_address(group_key: str, user_key: str) -> str:
-    return f"membership/{group_key}/{user_key}"
+    return f"membership/{printable(group_key)}/{printable(user_key)}"
 
 
 def split_membership(address: str) -> tuple[str, str]:

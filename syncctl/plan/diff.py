@@ -10,10 +10,13 @@ another order is not "changed" forever.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from deepdiff import DeepDiff
+
+from syncctl.model import canonical_json
 
 
 def comparable(attributes: Mapping[str, Any], paths: Iterable[str]) -> dict[str, Any]:
@@ -28,3 +31,15 @@ def changed_paths(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[s
         return []
     diff = DeepDiff(dict(before), dict(after), ignore_order=True, report_repetition=False)
     return sorted(str(key) for key in diff.affected_root_keys)
+
+
+def synced_digest(values: Mapping[str, Any]) -> str:
+    """A short digest of an object's compared values (``comparable()`` plus the key), as
+    syncctl writes them: the state keeps it per object, never the values themselves, and the
+    next plan compares it with the target's values to tell target drift from an Entra change.
+
+    Multi-valued attributes are hashed as given: a target returning a list in another order
+    than syncctl wrote it reads as drift only when the values also differ from Entra's.
+    """
+    text = canonical_json(dict(values))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]

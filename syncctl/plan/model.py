@@ -39,13 +39,16 @@ class Reason(StrEnum):
     SOFT_DELETED = "soft_deleted"
     HARD_DELETED = "hard_deleted"
     DELETE_AFTER_ELAPSED = "delete_after_elapsed"
-    RE_ENTERED_SCOPE = "re_entered_scope"
+    RE_ENTERED_SCOPE = "re_entered_scope"  # syncctl disabled it when it left; it is back
     MATCHED_EXISTING = "matched_existing"
     MATCHED_EXISTING_DISABLED = "matched_existing_disabled"  # adopted and re-enabled
     MEMBER_IN_SCOPE = "member_in_scope"
     MEMBER_LEFT = "member_left"
     GROUP_LEFT_SCOPE = "group_left_scope"
-    DRIFT_ON_TARGET = "drift_on_target"  # the target was edited outside syncctl
+    # The target was edited outside syncctl: the row no longer holds what syncctl last wrote.
+    TARGET_DRIFT = "target_drift"
+    # Inactive on the target although syncctl never disabled it and it is still in scope.
+    TARGET_DISABLED = "target_disabled"
 
 
 class ChangeKind(StrEnum):
@@ -74,6 +77,10 @@ class Change:
     version: str | None = None  # target version read at plan time (stale checks, If-Match)
     group: str | None = None  # membership: Entra id of the group
     user: str | None = None  # membership: Entra id of the user
+    # Users and groups: ``synced_digest`` of the compared values the object holds once this
+    # change is applied; the state keeps it so the next plan can tell target drift from an
+    # Entra change (``plan_policy(synced=...)``). Not part of the plan document.
+    synced: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +92,18 @@ class Refusal:
 
 
 @dataclass(frozen=True, slots=True)
+class ManagedCounts:
+    """What the safety checks measure a plan against (``syncctl.plan.safety``)."""
+
+    users: int = 0  # managed users (active or not)
+    groups: int = 0  # managed groups
+    active_user_ids: frozenset[str] = frozenset()  # Entra ids of managed users active now
+
+
+@dataclass(frozen=True, slots=True)
 class ObjectError:
-    """An object the planner could not map; it is left untouched this run."""
+    """An object the planner could not plan (mapping error, invalid value, key collision,
+    conflict with an object it cannot adopt); it is left untouched this run."""
 
     address: str
     message: str
@@ -101,16 +118,18 @@ SUMMARY_KEYS = (
     "adopt",
     "member_add",
     "member_remove",
+    "errors",  # objects that could not be planned (not a change: nothing is done to them)
 )
 
 
-def summarize(changes: tuple[Change, ...]) -> dict[str, int]:
+def summarize(changes: tuple[Change, ...], errors: int = 0) -> dict[str, int]:
     counts: Counter[str] = Counter()
     for change in changes:
         if change.kind is ChangeKind.MEMBERSHIP:
             counts["member_" + change.action.value] += 1
         else:
             counts[change.action.value] += 1
+    counts["errors"] = errors
     return {key: counts[key] for key in SUMMARY_KEYS}
 
 
@@ -125,14 +144,26 @@ class PolicyPlan:
     unmanaged: tuple[str, ...] = ()  # addresses of target objects syncctl does not own
     refused: Refusal | None = None
     errors: tuple[ObjectError, ...] = ()
+    # The counts the safety checks used; ``safety.evaluate`` re-checks a subset against them.
+    managed: ManagedCounts = field(default_factory=ManagedCounts)
 
     @property
     def summary(self) -> dict[str, int]:
-        return summarize(self.changes)
+        return summarize(self.changes, len(self.errors))
 
     @property
     def is_empty(self) -> bool:
+        """No change to make. Says nothing about errors: see ``has_errors``."""
         return not self.changes
+
+    @property
+    def error_count(self) -> int:
+        return len(self.errors)
+
+    @property
+    def has_errors(self) -> bool:
+        """Some objects could not be planned and stay unsynced: never "No changes"."""
+        return bool(self.errors)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,11 +175,20 @@ class Plan:
 
     @property
     def summary(self) -> dict[str, int]:
-        return summarize(tuple(c for p in self.policies for c in p.changes))
+        return summarize(tuple(c for p in self.policies for c in p.changes), self.error_count)
 
     @property
     def is_empty(self) -> bool:
+        """No change in any policy. Says nothing about errors: see ``has_errors``."""
         return all(p.is_empty for p in self.policies)
+
+    @property
+    def error_count(self) -> int:
+        return sum(p.error_count for p in self.policies)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(p.has_errors for p in self.policies)
 
     @property
     def refused(self) -> bool:

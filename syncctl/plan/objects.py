@@ -17,8 +17,9 @@ from typing import Any, Protocol
 from syncctl.errors import MappingError
 from syncctl.model import ObjectKind, RemovalReason, TargetObject
 from syncctl.plan.addresses import object_address
-from syncctl.plan.diff import changed_paths, comparable
+from syncctl.plan.diff import changed_paths, comparable, synced_digest
 from syncctl.plan.model import Action, AttributeChange, Change, ChangeKind, ObjectError, Reason
+from syncctl.plan.unicode import lone_surrogate, norm_key, printable
 from syncctl.policy.model import (
     ApplyMode,
     DeletionAction,
@@ -29,6 +30,9 @@ from syncctl.policy.model import (
 
 KEY_PATH = {ObjectKind.USER: "userName", ObjectKind.GROUP: "displayName"}
 SOURCE_NAME = {ObjectKind.USER: "userPrincipalName", ObjectKind.GROUP: "displayName"}
+
+# Appended to collision messages whose two spellings differ (NFC/NFD, case): they look alike.
+_SAME_NAME = " (names equal up to case and Unicode normalisation are the same name)"
 
 _USER_REMOVAL_REASON = {
     RemovalReason.HARD_DELETED: Reason.HARD_DELETED,
@@ -59,10 +63,6 @@ class ObjectMapper(Protocol):
     def map(self, source_id: str, attributes: Mapping[str, Any]) -> MappedObjectLike: ...
 
 
-def _norm(key: str) -> str:
-    return key.casefold()
-
-
 @dataclass
 class ObjectPlanner:
     """Plans the users (or the groups) of one policy, in three steps: ``map_desired``,
@@ -72,7 +72,13 @@ class ObjectPlanner:
     policy: Policy
     kind: ObjectKind
     objects: tuple[TargetObject, ...]
-    protected: frozenset[str]
+    protected: frozenset[str]  # norm_key of protected names and Entra ids
+    # Entra id -> when syncctl disabled it (state): tells "back in scope" from "disabled on
+    # the target" for an inactive user in scope.
+    disabled_at: Mapping[str, datetime] = field(default_factory=dict)
+    # Entra id -> synced_digest of what syncctl last wrote (state): tells target drift from
+    # an Entra change. Objects without one are assumed unchanged on the target.
+    synced: Mapping[str, str] = field(default_factory=dict)
     changes: list[Change] = field(default_factory=list)
     errors: list[ObjectError] = field(default_factory=list)
     desired: dict[str, MappedObjectLike] = field(default_factory=dict)
@@ -107,7 +113,7 @@ class ObjectPlanner:
         managed_ids = {id(o) for o in self.managed.values()}
         self.by_key: dict[str, list[TargetObject]] = defaultdict(list)
         for obj in ordered:
-            self.by_key[obj.key.casefold()].append(obj)
+            self.by_key[norm_key(obj.key)].append(obj)
         self.foreign = [o for o in ordered if id(o) not in managed_ids]
         self.match_index = self._build_match_index()
 
@@ -116,16 +122,40 @@ class ObjectPlanner:
     def map_desired(self, sources: Iterable[tuple[str, Any]], mapper: ObjectMapper) -> None:
         for source_id, obj in sorted(sources, key=lambda item: item[0]):
             try:
-                self.desired[source_id] = mapper.map(source_id, obj.attributes)
+                mapped = mapper.map(source_id, obj.attributes)
             except MappingError as exc:
                 name = self._existing_key(source_id) or obj.attributes.get(SOURCE_NAME[self.kind])
                 self._error(source_id, str(name or source_id), str(exc))
+                continue
+            problem = self._invalid_text(mapped)
+            if problem is not None:
+                self._error(source_id, self._existing_key(source_id) or mapped.key, problem)
+                continue
+            self.desired[source_id] = mapped
         self._reject_duplicate_keys()
+
+    def _invalid_text(self, mapped: MappedObjectLike) -> str | None:
+        """A value no plan file, terminal or target can hold (a lone UTF-16 surrogate from
+        Graph or a snapshot) makes this one object an error instead of failing the plan."""
+        found = lone_surrogate({self.key_path: mapped.key}) or lone_surrogate(mapped.attributes)
+        if found is None:
+            return None
+        path, surrogate = found
+        return str(
+            MappingError(
+                self.policy.name,
+                path,
+                mapped.source_id,
+                None,
+                f"the value is not valid Unicode (lone UTF-16 surrogate {surrogate}); "
+                "fix it in Entra",
+            )
+        )
 
     def _reject_duplicate_keys(self) -> None:
         by_key: dict[str, list[str]] = defaultdict(list)
         for source_id, mapped in self.desired.items():
-            by_key[mapped.key.casefold()].append(source_id)
+            by_key[norm_key(mapped.key)].append(source_id)
         for ids in by_key.values():
             if len(ids) < 2:
                 continue
@@ -133,8 +163,10 @@ class ObjectPlanner:
                 i
                 for i in ids
                 if self._existing_key(i) is not None
-                and _norm(self._existing_key(i) or "") == _norm(self.desired[i].key)
+                and norm_key(self._existing_key(i) or "") == norm_key(self.desired[i].key)
             ]
+            spellings = {self.desired[i].key for i in ids}
+            same = _SAME_NAME if len(spellings) > 1 else ""
             for source_id in ids:
                 if source_id in holder:
                     continue
@@ -144,7 +176,7 @@ class ObjectPlanner:
                     source_id,
                     key,
                     f'{self.key_path} "{key}" of Entra {self.kind} {source_id} is also mapped '
-                    f"from Entra {self.kind} {others}",
+                    f"from Entra {self.kind} {others}{same}",
                 )
 
     def plan_desired(self, skip_unless_managed: set[str] | frozenset[str] = frozenset()) -> None:
@@ -155,7 +187,7 @@ class ObjectPlanner:
             existing = self.managed.get(source_id)
             if existing is None and source_id in skip_unless_managed:
                 continue
-            others = [o for o in self.by_key.get(mapped.key.casefold(), []) if o is not existing]
+            others = [o for o in self.by_key.get(norm_key(mapped.key), []) if o is not existing]
             if existing is not None:
                 if others:
                     self._error(source_id, mapped.key, self._conflict(mapped, others[0]))
@@ -186,17 +218,28 @@ class ObjectPlanner:
                 self._create(mapped)
 
     def _plan_existing(self, mapped: MappedObjectLike, obj: TargetObject) -> None:
-        diffs = self._attribute_diffs(mapped, obj)
-        self.present.add(mapped.source_id)
+        source_id = mapped.source_id
+        wanted, actual, diffs = self._attribute_diffs(mapped, obj)
+        self.present.add(source_id)
         if not obj.active:
-            self._emit(Action.ENABLE, Reason.RE_ENTERED_SCOPE, mapped.key, obj, diffs)
+            # syncctl records every disable it makes: an inactive account it never disabled
+            # was deactivated on the target, though still in scope.
+            reason = (
+                Reason.RE_ENTERED_SCOPE if source_id in self.disabled_at else Reason.TARGET_DISABLED
+            )
+            self._emit(Action.ENABLE, reason, mapped.key, obj, diffs, synced=wanted)
         elif diffs:
-            self._emit(Action.UPDATE, Reason.ATTRIBUTES_CHANGED, mapped.key, obj, diffs)
+            # Where syncctl recorded what it wrote, a target that no longer holds it was
+            # edited there; otherwise (or when the target is untouched) Entra changed.
+            recorded = self.synced.get(source_id)
+            drifted = recorded is not None and recorded != synced_digest(actual)
+            reason = Reason.TARGET_DRIFT if drifted else Reason.ATTRIBUTES_CHANGED
+            self._emit(Action.UPDATE, reason, mapped.key, obj, diffs, synced=wanted)
 
     def _adopt(self, mapped: MappedObjectLike, obj: TargetObject) -> None:
         self.adopted[mapped.source_id] = obj
         self.present.add(mapped.source_id)
-        diffs = self._attribute_diffs(mapped, obj)
+        wanted, _, diffs = self._attribute_diffs(mapped, obj)
         self._emit(
             Action.ADOPT,
             # Adopting makes the account active like every in-scope one: say so in the plan.
@@ -205,6 +248,7 @@ class ObjectPlanner:
             obj,
             diffs,
             source_id=mapped.source_id,
+            synced=wanted,
         )
 
     def _create(self, mapped: MappedObjectLike) -> None:
@@ -217,6 +261,9 @@ class ObjectPlanner:
             if (value := values[path]) is not None
         )
         self.present.add(mapped.source_id)
+        paths = self._compared_paths(mapped.on_create, mapped.ignored)
+        wanted = comparable(mapped.attributes, paths)
+        wanted[self.key_path] = mapped.key
         self.changes.append(
             Change(
                 address=object_address(self.kind, mapped.key),
@@ -225,24 +272,30 @@ class ObjectPlanner:
                 reason=Reason.ENTERED_SCOPE,
                 source_id=mapped.source_id,
                 attributes=attributes,
+                synced=synced_digest(wanted),
             )
         )
 
     def _attribute_diffs(
         self, mapped: MappedObjectLike, obj: TargetObject
-    ) -> tuple[AttributeChange, ...]:
+    ) -> tuple[dict[str, Any], dict[str, Any], tuple[AttributeChange, ...]]:
+        """(wanted, actual, diffs): the compared values of both sides and how they differ."""
         paths = self._compared_paths(mapped.on_create, mapped.ignored)
         wanted = comparable(mapped.attributes, paths)
         wanted[self.key_path] = mapped.key
         actual = comparable(obj.attributes, paths)
         actual[self.key_path] = obj.key
         if wanted == actual:
-            return ()
-        return tuple(
-            AttributeChange(
-                path, actual.get(path), wanted.get(path), redacted=path in mapped.redacted
-            )
-            for path in sorted(changed_paths(actual, wanted), key=self._path_order)
+            return wanted, actual, ()
+        return (
+            wanted,
+            actual,
+            tuple(
+                AttributeChange(
+                    path, actual.get(path), wanted.get(path), redacted=path in mapped.redacted
+                )
+                for path in sorted(changed_paths(actual, wanted), key=self._path_order)
+            ),
         )
 
     def _compared_paths(
@@ -278,6 +331,7 @@ class ObjectPlanner:
         attributes: tuple[AttributeChange, ...] = (),
         *,
         source_id: str | None = None,
+        synced: dict[str, Any] | None = None,
     ) -> None:
         self.changes.append(
             Change(
@@ -289,6 +343,7 @@ class ObjectPlanner:
                 target_id=obj.target_id,
                 attributes=attributes,
                 version=obj.version,
+                synced=None if synced is None else synced_digest(synced),
             )
         )
 
@@ -300,8 +355,10 @@ class ObjectPlanner:
             value = key if path == self.key_path else values.get(path)
             if value is None:
                 return None
-            if path == "userName" and isinstance(value, str):
-                value = value.casefold()
+            # The key matches like keys collide (else a Unicode-equal unmanaged object would
+            # be a conflict that match cannot resolve); userName always does.
+            if path in (self.key_path, "userName") and isinstance(value, str):
+                value = norm_key(value)
             result.append(json.dumps(value, sort_keys=True, default=str))
         return tuple(result)
 
@@ -336,6 +393,9 @@ class ObjectPlanner:
         return (found[0] if found else None), None
 
     def _conflict(self, mapped: MappedObjectLike, other: TargetObject) -> str:
+        return self._conflict_text(mapped, other) + (_SAME_NAME if other.key != mapped.key else "")
+
+    def _conflict_text(self, mapped: MappedObjectLike, other: TargetObject) -> str:
         what = f'{self.key_path} "{mapped.key}" conflicts with'
         if other.managed_by is None:
             return (
@@ -407,7 +467,7 @@ class ObjectPlanner:
         self._emit(action, reason, obj.key, obj)
 
     def _is_protected(self, source_id: str, obj: TargetObject) -> bool:
-        return _norm(source_id) in self.protected or _norm(obj.key) in self.protected
+        return norm_key(source_id) in self.protected or norm_key(obj.key) in self.protected
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -417,7 +477,8 @@ class ObjectPlanner:
 
     def _error(self, source_id: str, key: str, message: str) -> None:
         self.untouched.add(source_id)
-        self.errors.append(ObjectError(object_address(self.kind, key), message))
+        # Messages quote keys and values, which may hold a lone surrogate: escape it.
+        self.errors.append(ObjectError(object_address(self.kind, key), printable(message)))
 
     def final_key(self, source_id: str) -> str:
         """The key addresses use: the desired one when in scope, else the target's."""

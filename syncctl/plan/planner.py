@@ -15,8 +15,16 @@ docs/plans.md:
 - A user that is disabled or deleted loses its memberships in managed groups; users left alone
   (``ignore`` rule, ``protected``, mapping errors) keep theirs. Memberships of a group that is
   being deleted are not listed (the delete removes them).
-- Keys (userName, group displayName) collide case-insensitively: a desired object whose key is
-  taken by another target object it cannot adopt is an error, never a doomed create.
+- Keys (userName, group displayName) are compared after Unicode normalisation and case
+  folding (``syncctl.plan.unicode.norm_key``): NFC and NFD "josé" are one name. A desired
+  object whose key is taken by another target object it cannot adopt is an error, never a
+  doomed create; two desired objects with one key are both errors (unless one of them already
+  holds the key on the target: then only the newcomer is).
+- A mapped value holding a lone UTF-16 surrogate is an error of that object alone.
+- Drift: an inactive user in scope that syncctl never disabled (no ``disabled_at``) is
+  ``target_disabled``; an update of an object whose target values no longer match what
+  syncctl last wrote (``synced``) is ``target_drift``. Without a record for the object the
+  planner cannot tell, and says ``attributes_changed``.
 """
 
 from __future__ import annotations
@@ -28,9 +36,10 @@ from typing import Any
 
 from syncctl.model import ObjectKind, SourceSnapshot, TargetSnapshot
 from syncctl.plan.memberships import plan_memberships
-from syncctl.plan.model import Change, ChangeKind, PolicyPlan
+from syncctl.plan.model import Change, ChangeKind, ManagedCounts, PolicyPlan
 from syncctl.plan.objects import MappedObjectLike, ObjectMapper, ObjectPlanner
-from syncctl.plan.safety import ManagedCounts, check_safety
+from syncctl.plan.safety import check_safety
+from syncctl.plan.unicode import norm_key
 from syncctl.policy.model import Policy, ScimTarget, SqliteTarget
 
 __all__ = ["MappedObjectLike", "Mappers", "ObjectMapper", "plan_policy", "target_description"]
@@ -61,21 +70,28 @@ def plan_policy(
     disabled_at: Mapping[str, datetime],
     now: datetime,
     mappers: Mappers | None = None,
+    synced: Mapping[str, str] | None = None,
 ) -> PolicyPlan:
     """The changes that make ``target`` hold what ``policy`` wants of ``source``.
 
     ``disabled_at``: Entra id -> when syncctl disabled that user (from the state), for
-    ``deletion.delete_after``. ``mappers`` replaces the policy's compiled mappings (tests).
+    ``deletion.delete_after``, and to tell a user back in scope from one disabled on the
+    target. ``synced``: Entra id -> ``Change.synced`` of the last change syncctl applied to
+    that object (from the state), to tell target drift from Entra changes; objects without
+    one read as changed in Entra. ``mappers`` replaces the policy's compiled mappings (tests).
     """
     mappers = mappers or default_mappers(policy)
-    protected = frozenset(p.casefold() for p in policy.deletion.protected)
+    protected = frozenset(norm_key(p) for p in policy.deletion.protected)
+    synced = synced or {}
 
-    users = ObjectPlanner(policy, ObjectKind.USER, target.users, protected)
+    users = ObjectPlanner(
+        policy, ObjectKind.USER, target.users, protected, disabled_at=disabled_at, synced=synced
+    )
     users.map_desired(source.users.items(), mappers.user)
     users.plan_desired()
     users.plan_user_removals(source.removed, disabled_at, now)
 
-    groups = ObjectPlanner(policy, ObjectKind.GROUP, target.groups, protected)
+    groups = ObjectPlanner(policy, ObjectKind.GROUP, target.groups, protected, synced=synced)
     in_scope = source.users.keys()
     in_scope_members = {
         gid: [m for m in group.members if m in in_scope] for gid, group in source.groups.items()
@@ -92,15 +108,12 @@ def plan_policy(
     memberships = plan_memberships(users, groups, in_scope_members, target.members)
 
     changes = tuple(sorted([*users.changes, *groups.changes, *memberships], key=_change_order))
-    refused = check_safety(
-        changes,
-        policy.deletion,
-        ManagedCounts(
-            users=len(users.managed),
-            groups=len(groups.managed),
-            active_user_ids=frozenset(i for i, o in users.managed.items() if o.active),
-        ),
+    managed = ManagedCounts(
+        users=len(users.managed),
+        groups=len(groups.managed),
+        active_user_ids=frozenset(i for i, o in users.managed.items() if o.active),
     )
+    refused = check_safety(changes, policy.deletion, managed)
     return PolicyPlan(
         name=policy.name,
         policy_sha256=policy.sha256,
@@ -110,7 +123,8 @@ def plan_policy(
         changes=changes,
         unmanaged=tuple(sorted({*users.unmanaged_addresses(), *groups.unmanaged_addresses()})),
         refused=refused,
-        errors=tuple(sorted([*users.errors, *groups.errors], key=lambda e: e.address)),
+        errors=tuple(sorted([*users.errors, *groups.errors], key=lambda e: (e.address, e.message))),
+        managed=managed,
     )
 
 

@@ -11,23 +11,29 @@ Counting rules (POLICY.md leaves them to us):
   delete every one of them, the plan is refused whatever the thresholds. That is the
   signature of a broken source (a renamed scope group, an empty read), not of offboarding.
   A single managed user is exempt, so a one-person policy can still offboard that person.
+
+The counts come from the plan (``PolicyPlan.managed``), so ``evaluate`` can re-check any
+subset of a plan's changes, e.g. the selection of a saved plan taken from the live re-plan:
+a saved plan file never decides whether it is refused.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
 
-from syncctl.plan.model import Action, Change, ChangeKind, Refusal
-from syncctl.policy.model import Deletion
+from syncctl.plan.model import Action, Change, ChangeKind, ManagedCounts, PolicyPlan, Refusal
+from syncctl.policy.model import Deletion, Policy
+
+__all__ = ["ALL_MANAGED_MINIMUM", "ManagedCounts", "check_safety", "evaluate"]
 
 ALL_MANAGED_MINIMUM = 2
 
 
-@dataclass(frozen=True, slots=True)
-class ManagedCounts:
-    users: int  # managed users (active or not)
-    groups: int  # managed groups
-    active_user_ids: frozenset[str]  # Entra ids of managed users that are active now
+def evaluate(policy: Policy, plan: PolicyPlan, changes: Iterable[Change]) -> Refusal | None:
+    """The refusal of ``changes`` (any subset of ``plan.changes``) under ``policy.deletion``,
+    measured against the managed objects ``plan`` was made from; None when every check
+    passes. ``plan`` must be a plan of ``policy`` (the live one, not a saved file)."""
+    return check_safety(tuple(changes), policy.deletion, plan.managed)
 
 
 def check_safety(

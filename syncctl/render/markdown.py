@@ -1,6 +1,7 @@
 """The markdown plan: a pull-request comment (CLI.md "Markdown plan").
 
-Title, a red banner when anything is deleted or disabled (or the plan is refused), the summary,
+Title, a red banner when anything is deleted or disabled, the plan is refused or some objects
+could not be planned (errors), the summary,
 the affected objects per action (collapsed when long), the full text plan collapsed. GitHub
 rejects comments over 65,536 characters, so the result stays under ``LIMIT`` however large the
 plan: lists and the text plan are cut, with counts of what was left out.
@@ -73,6 +74,13 @@ def _banner(plan: Mapping[str, Any]) -> list[str]:
                 "unless `--allow-mass-delete` is given."
             )
     summary = plan["summary"]
+    errors = summary.get("errors", 0)
+    if errors:
+        they = "it is" if errors == 1 else "they are"
+        lines.append(
+            f"> **{count(errors, 'object')} could not be planned**: {they} not synced "
+            "until the errors listed below are fixed."
+        )
     harmful = [
         f"**{verb} {count(summary[key], noun)}**"
         for key, verb, noun in (("delete", "delete", "object"), ("disable", "disable", "user"))
@@ -100,7 +108,9 @@ def _policy_lists(policy: Mapping[str, Any], cap: int | None) -> list[str]:
             out += _list(f"{heading} ({len(changes)})", changes, cap, _change_item)
     errors = policy.get("errors", ())
     if errors:
-        out += _list(f"Errors, left untouched ({len(errors)})", errors, cap, _error_item)
+        out += _list(
+            f"Errors: could not be planned, not synced ({len(errors)})", errors, cap, _error_item
+        )
     unmanaged = len(policy["unmanaged"])
     if unmanaged:
         verb = "is" if unmanaged == 1 else "are"

@@ -10,7 +10,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from syncctl.plan.addresses import split_membership, split_object
-from syncctl.render.wording import VERBS, count, quote, reason_text, summary_line, value_text
+from syncctl.render.wording import (
+    VERBS,
+    count,
+    error_banner,
+    quote,
+    reason_text,
+    summary_line,
+    value_text,
+)
 
 GREEN, YELLOW, RED, BOLD, RESET = "\x1b[32m", "\x1b[33m", "\x1b[31m", "\x1b[1m", "\x1b[0m"
 SYMBOLS = {
@@ -55,6 +63,7 @@ def _policy(policy: Mapping[str, Any], style: _Style) -> str:
     name = quote(policy["name"])
     lines: list[str] = []
     changes = policy["changes"]
+    errors = policy.get("errors", ())
     if changes:
         lines += [f"syncctl will perform the following actions for policy {name}:", ""]
         objects = [c for c in changes if c["kind"] != "membership"]
@@ -65,11 +74,16 @@ def _policy(policy: Mapping[str, Any], style: _Style) -> str:
             lines += _membership_change(group, members, style)
             lines.append("")
         lines.append(summary_line(policy["summary"]))
+    elif errors:
+        # Not "the target already matches": the objects with errors were not even compared.
+        lines.append(f"No changes for the objects of policy {name} that could be planned.")
     else:
         lines.append(f"No changes. The target already matches policy {name}.")
     lines += _refusal(policy.get("refused"), style)
-    lines += _errors(policy.get("errors", ()), style)
+    lines += _errors(errors, style)
     lines += _unmanaged(policy["unmanaged"])
+    if errors:
+        lines += ["", style.paint(error_banner(len(errors)), BOLD + RED)]
     return "\n".join(lines) + "\n"
 
 
@@ -150,7 +164,7 @@ def _refusal(refused: Mapping[str, Any] | None, style: _Style) -> list[str]:
 def _errors(errors: Sequence[Mapping[str, Any]], style: _Style) -> list[str]:
     if not errors:
         return []
-    title = f"Errors: {count(len(errors), 'object')} left untouched this run:"
+    title = "Errors: these objects could not be planned and are left untouched:"
     return [
         "",
         style.paint(title, BOLD + RED),

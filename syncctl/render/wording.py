@@ -26,6 +26,9 @@ REASONS = {
     "hard_deleted": "permanently deleted in Entra",
     "delete_after_elapsed": "disabled for longer than deletion.delete_after",
     "re_entered_scope": "back in scope",
+    # Drift: the cause is on the target, not in Entra; say so (issue 11).
+    "target_drift": "changed on the target",
+    "target_disabled": "disabled on the target, still in scope",
     "matched_existing": "matches an existing unmanaged {kind} by mappings.{kind}.match",
     "matched_existing_disabled": (
         "matches an existing unmanaged {kind} by mappings.{kind}.match, which is disabled"
@@ -34,7 +37,6 @@ REASONS = {
     "member_in_scope": "member in scope",
     "member_left": "member left",
     "group_left_scope": "no longer selected by source.groups",
-    "drift_on_target": "changed on the target outside syncctl",
 }
 
 
@@ -44,6 +46,12 @@ def reason_text(reason: str, kind: str) -> str:
 
 def count(n: int, singular: str, plural: str | None = None) -> str:
     return f"{n} {singular if n == 1 else (plural or singular + 's')}"
+
+
+def error_banner(errors: int) -> str:
+    """The one line that says a plan is not the whole story (text renderer)."""
+    they = "it is" if errors == 1 else "they are"
+    return f"Error: {count(errors, 'object')} could not be planned; {they} not synced (see above)."
 
 
 def summary_line(summary: Mapping[str, int]) -> str:

@@ -136,7 +136,8 @@ def test_inactive_user_back_in_scope_is_re_enabled_with_its_attribute_changes() 
     target = target_snapshot(
         [target_user("t1", "bob@contoso.com", "u-bob", active=False, displayName="Bob")]
     )
-    (change,) = plan_of(make_policy(), snapshot([BOB]), target).changes
+    disabled = {"u-bob": NOW - timedelta(days=3)}  # syncctl disabled it when it left scope
+    (change,) = plan_of(make_policy(), snapshot([BOB]), target, disabled_at=disabled).changes
     assert (change.action, change.reason) == (Action.ENABLE, Reason.RE_ENTERED_SCOPE)
     assert [(a.path, a.after) for a in change.attributes] == [("displayName", "Bob Brown")]
 

@@ -6,6 +6,7 @@ import pytest
 
 from syncctl.model import RemovalReason, SourceSnapshot, TargetSnapshot
 from syncctl.plan.model import Refusal
+from syncctl.plan.safety import evaluate
 from syncctl.policy.model import DeletionAction, Threshold
 from tests.unit.plan.support import (
     make_policy,
@@ -126,3 +127,26 @@ def test_percentage_limits_allow_at_least_one(
     threshold: Threshold, managed: int, limit: int
 ) -> None:
     assert threshold.limit(managed) == limit
+
+
+def test_evaluate_rechecks_any_subset_against_the_plans_managed_counts() -> None:
+    """What ``apply PLANFILE`` needs: the refusal of the saved selection, computed from the
+    live re-plan, whatever the saved file says about ``refused``."""
+    source, target = _tenant(10, 4)
+    policy = make_policy(max_disables=Threshold(count=2))
+    plan = plan_of(policy, source, target)
+    assert plan.refused is not None and plan.managed.users == 10
+    assert evaluate(policy, plan, plan.changes) == plan.refused
+    refusal = evaluate(policy, plan, plan.changes[:3])
+    assert refusal is not None and (refusal.check, refusal.planned) == ("max_disables", 3)
+    assert evaluate(policy, plan, plan.changes[:2]) is None
+    assert evaluate(policy, plan, ()) is None
+
+
+def test_evaluate_keeps_the_all_managed_check_for_a_selection() -> None:
+    source, target = _tenant(3, 3)
+    policy = make_policy(max_disables=Threshold(count=100))
+    plan = plan_of(policy, source, target)
+    refusal = evaluate(policy, plan, plan.changes)
+    assert refusal is not None and refusal.check == "all_managed"
+    assert evaluate(policy, plan, plan.changes[:2]) is None

@@ -154,6 +154,10 @@ def test_deletes_errors_refusals_and_unmanaged_are_shown() -> None:
     assert comment + '  - user "gone@x.com"\n' in rendered
     assert "Refused by safety check max_deletes: the plan would delete 1 objects" in rendered
     assert "Nothing will be applied unless --allow-mass-delete is given." in rendered
-    assert "Errors: 1 object left untouched this run:\n  user/bad@x.com: policy" in rendered
+    errors = "Errors: these objects could not be planned and are left untouched:\n"
+    assert errors + "  user/bad@x.com: policy" in rendered
+    assert rendered.endswith(
+        "\nError: 1 object could not be planned; it is not synced (see above).\n"
+    )
     assert "12 objects on the target are not managed by this policy" in rendered
     assert "  user/legacy09\n  ... and 2 more\n" in rendered

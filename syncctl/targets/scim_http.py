@@ -5,8 +5,10 @@ Everything that talks to a SCIM service provider goes through ``ScimHttp.request
 - always verifies TLS (the policy's ``ca_bundle`` is added to the default trust store);
 - sends a bearer token from ``{env}``/``{file}`` or one obtained with the OAuth 2.0 client
   credentials grant (refreshed once on 401);
-- retries 429/503 honouring ``Retry-After``, other 5xx and dropped connections with backoff;
-- turns "the whole target is broken" (unreachable, 401/403) into ``TargetError``.
+- retries 429/503 honouring ``Retry-After``, other 5xx and dropped connections with backoff,
+  every wait capped by the per-request retry budget and the run's deadline (syncctl.deadline);
+- turns "the whole target is broken" (unreachable, 401/403, a TLS certificate it cannot
+  verify) into ``TargetError``; a certificate failure is never retried, it will not change.
 """
 
 from __future__ import annotations
@@ -18,13 +20,16 @@ import threading
 import time
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
+from syncctl import deadline
 from syncctl.errors import TargetError, TransientTargetError
 from syncctl.policy.model import OAuthClientCredentials, ScimTarget
+from syncctl.redaction import remember
 from syncctl.transport import parse_retry_after, tls_context
 
 log = logging.getLogger(__name__)
@@ -106,9 +111,12 @@ class _ClientCredentialsToken(_TokenSource):
 
     refreshable = True
 
-    def __init__(self, oauth: OAuthClientCredentials, client: httpx.Client) -> None:
+    def __init__(
+        self, oauth: OAuthClientCredentials, client: httpx.Client, ca_bundle: Path | None
+    ) -> None:
         self._oauth = oauth
         self._client = client
+        self._ca_bundle = ca_bundle
         self._lock = threading.Lock()
         self._value: str | None = None
         self._expires = 0.0
@@ -133,6 +141,10 @@ class _ClientCredentialsToken(_TokenSource):
         try:
             response = self._client.post(self._oauth.token_url, data=form)
         except httpx.HTTPError as exc:
+            certificate = _certificate_problem(exc)
+            if certificate is not None:
+                message = certificate_message(self._oauth.token_url, certificate, self._ca_bundle)
+                raise TargetError(message) from None
             raise TargetError(
                 f"{where}: token endpoint not reachable ({type(exc).__name__})"
             ) from None
@@ -140,10 +152,43 @@ class _ClientCredentialsToken(_TokenSource):
             raise TargetError(f"{where}: token request refused (status {response.status_code})")
         try:
             body = response.json()
-            token = str(body["access_token"])
+            token = remember(str(body["access_token"]))
         except (ValueError, KeyError, TypeError):
             raise TargetError(f"{where}: token response has no access_token") from None
         return token, float(body.get("expires_in") or 3600)
+
+
+# OpenSSL X509_V_ERR_* codes that need another remedy than "trust the CA".
+_CERT_EXPIRED = 10
+_HOSTNAME_MISMATCH = 62
+
+
+def _certificate_problem(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification failure behind an httpx error, if that is what it is."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # httpx -> httpcore -> ssl; bounded in case of a cycle
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def certificate_message(
+    where: str, error: ssl.SSLCertVerificationError, ca_bundle: Path | None
+) -> str:
+    """One line naming the certificate problem and what to change."""
+    reason = f"{error.reason or 'CERTIFICATE_VERIFY_FAILED'}: {error.verify_message or error}"
+    if error.verify_code == _HOSTNAME_MISMATCH:
+        return f"{where}: TLS certificate does not match the host ({reason}); check target.url"
+    if error.verify_code == _CERT_EXPIRED:
+        return f"{where}: TLS certificate not valid ({reason}); the server must renew it"
+    if ca_bundle is None:
+        hint = "set target.ca_bundle to the CA that signed it"
+    else:
+        hint = f"target.ca_bundle ({ca_bundle}) does not hold the CA that signed it"
+    return f"{where}: TLS certificate not trusted ({reason}); {hint}"
 
 
 def _ssl_context(target: ScimTarget) -> ssl.SSLContext:
@@ -168,6 +213,8 @@ class ScimHttp:
     ) -> None:
         self.base = check_url(target.url)
         self.retry = retry or RetryPolicy()
+        self._timeout = timeout
+        self._ca_bundle = target.ca_bundle
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
@@ -179,7 +226,7 @@ class ScimHttp:
         )
         source: _TokenSource
         if target.oauth is not None:
-            source = _ClientCredentialsToken(target.oauth, self._client)
+            source = _ClientCredentialsToken(target.oauth, self._client, target.ca_bundle)
         elif target.token is not None:
             source = _StaticToken(target)
         else:
@@ -203,8 +250,10 @@ class ScimHttp:
     ) -> httpx.Response:
         """One request with retries; returns the final response, whatever its status.
 
-        Raises TargetError for 401/403, and TransientTargetError when the server is still
-        unreachable, throttling (429) or unavailable (502-504) after every retry. A
+        Raises TargetError for 401/403 and an unverifiable TLS certificate,
+        TransientTargetError when the server is still unreachable, throttling (429) or
+        unavailable (502-504) after every retry or after the per-request retry budget, and
+        deadline.DeadlineExceeded once the run's deadline has passed. A
         non-idempotent request (POST create) is retried only on 429/503, which say the
         request was not processed; for anything else the caller checks whether it took
         effect before sending it again."""
@@ -218,9 +267,11 @@ class ScimHttp:
             content = _json.dumps(json, separators=(",", ":")).encode()
             send_headers["Content-Type"] = SCIM_JSON
         pause = self.retry.backoff
+        waited = 0.0
         last_problem = ""
         response: httpx.Response | None = None
         for attempt in range(1, self.retry.attempts + 1):
+            deadline.check(where)
             try:
                 response = self._client.request(
                     method,
@@ -229,8 +280,13 @@ class ScimHttp:
                     params=params,
                     headers=send_headers,
                     auth=self._auth,
+                    timeout=deadline.request_timeout(self._timeout),
                 )
             except httpx.TransportError as exc:
+                certificate = _certificate_problem(exc)
+                if certificate is not None:
+                    message = certificate_message(url, certificate, self._ca_bundle)
+                    raise TargetError(message) from None
                 response = None
                 last_problem = f"connection failed ({type(exc).__name__})"
                 if not idempotent:
@@ -249,9 +305,14 @@ class ScimHttp:
                 wait = pause if given is None else given
             if attempt == self.retry.attempts:
                 break
-            wait = min(wait, self.retry.max_pause)
+            try:
+                wait = deadline.bounded_wait(where, min(wait, self.retry.max_pause), waited)
+            except deadline.RetryBudgetExceeded:
+                last_problem += f", gave up after {waited:.1f}s of waiting"
+                break
             log.info("%s: %s, retry %d in %.1fs", where, last_problem, attempt, wait)
             time.sleep(wait)
+            waited += wait
             pause *= 2
         if response is not None and response.status_code == 500:
             return response  # one object's failure (the caller reports it), not an outage

@@ -138,7 +138,7 @@ def test_member_removal_falls_back_to_the_value_array(
     directory.apply([member(Action.ADD, 1, n) for n in (1, 2, 3)], OWNER)
     (first,) = directory.apply([member(Action.REMOVE, 1, 1)], OWNER)
     assert first.status is OutcomeStatus.APPLIED
-    assert directory._remove_style == "value_array"
+    assert directory._ctx.remove_style == "value_array"
     (second,) = directory.apply([member(Action.REMOVE, 1, 2)], OWNER)
     assert second.status is OutcomeStatus.APPLIED
     snapshot = directory.read(OWNER, _known(3))

@@ -12,7 +12,7 @@ import pytest
 
 from syncctl.errors import TargetError, TransientTargetError
 from syncctl.plan.model import Action, AttributeChange
-from syncctl.targets import scim as scim_module
+from syncctl.targets import scim_bulk, scim_read
 from syncctl.targets.base import OutcomeStatus
 from syncctl.targets.scim import ScimDirectory
 from syncctl.targets.scim_http import RetryPolicy
@@ -168,7 +168,7 @@ def test_server_that_ignores_count(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     via_proxy.apply([create_user(n) for n in range(1, 8)], OWNER)
-    monkeypatch.setattr(scim_module, "PAGE_SIZE", 3)
+    monkeypatch.setattr(scim_read, "PAGE_SIZE", 3)
     proxy.add(Rule("ignore_count", "GET", "/Users?"))
     snapshot = via_proxy.read(OWNER, [eid("user", n) for n in range(1, 8)])
     assert len(snapshot.users) == 7
@@ -183,7 +183,7 @@ def test_server_that_ignores_start_index_is_an_error(
 ) -> None:
     """Paging that repeats itself must not be read as a complete (or endless) directory."""
     via_proxy.apply([create_user(n) for n in range(1, 5)], OWNER)
-    monkeypatch.setattr(scim_module, "PAGE_SIZE", 2)
+    monkeypatch.setattr(scim_read, "PAGE_SIZE", 2)
     original = via_proxy._http.request
 
     def first_page_only(method: str, path: str, **kw: object) -> httpx.Response:
@@ -214,7 +214,7 @@ def test_creates_use_bulk_when_offered(
     raw: httpx.Client,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(scim_module, "BULK_CHUNK", 2)
+    monkeypatch.setattr(scim_bulk, "BULK_CHUNK", 2)
     changes = [create_user(n) for n in range(1, 5)] + [create_group(1)]
     outcomes = bulk_via_proxy.apply(changes, OWNER)
     assert [o.status for o in outcomes] == [OutcomeStatus.APPLIED] * 5
@@ -267,7 +267,7 @@ def test_bulk_respects_max_payload_and_retries_throttled_operations(
     bulk_via_proxy: ScimDirectory, proxy: FaultProxy, raw: httpx.Client
 ) -> None:
     sp = bulk_via_proxy.service_provider
-    bulk_via_proxy._sp = dataclasses.replace(sp, bulk_max_payload=1024 + 1200)
+    bulk_via_proxy._ctx.discovered = dataclasses.replace(sp, bulk_max_payload=1024 + 1200)
     outcomes = bulk_via_proxy.apply([create_user(n) for n in range(1, 7)], OWNER)
     assert [o.status for o in outcomes] == [OutcomeStatus.APPLIED] * 6
     bulk_requests = [body for m, p, body in proxy.bodies if m == "POST" and p.endswith("/Bulk")]

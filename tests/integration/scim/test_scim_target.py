@@ -11,7 +11,7 @@ from syncctl.errors import TargetError
 from syncctl.model import ObjectKind
 from syncctl.plan.model import Action, AttributeChange, ChangeKind
 from syncctl.scimpath import ENTERPRISE_USER
-from syncctl.targets import scim as scim_module
+from syncctl.targets import scim_read
 from syncctl.targets.base import OutcomeStatus
 from syncctl.targets.scim import ScimDirectory
 from tests.contract.scim_harness import scim_policy
@@ -97,7 +97,7 @@ def test_read_pages_through_everything(
     directory: ScimDirectory, raw: httpx.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _seed(directory, users=7, groups=0)
-    monkeypatch.setattr(scim_module, "PAGE_SIZE", 3)
+    monkeypatch.setattr(scim_read, "PAGE_SIZE", 3)
     seen: list[str] = []
     original = directory._http.request
 

@@ -68,7 +68,12 @@ def build_policy(doc: dict[str, Any], path: Path, sha256: str) -> Policy:
         mappings=_mappings(doc.get("mappings") or {}),
         deletion=_deletion(doc.get("deletion") or {}),
         state=StateConfig(
-            resolve_path(base, state["path"]) if "path" in state else default_state_path(base, name)
+            path=(
+                resolve_path(base, state["path"])
+                if "path" in state
+                else default_state_path(base, name)
+            ),
+            lock_ttl=parse_duration(state.get("lock_ttl", "6h")),
         ),
         writeback=_writeback(doc["writeback"], base) if "writeback" in doc else None,
     )

@@ -1,11 +1,20 @@
 """One run per policy at a time: a lock file beside the state file.
 
-The lock file holds who took it (user@host, pid, operation, start time, a random id). It is
-created atomically with its full content (written to a temp file, then ``os.link``ed into
-place, which fails if the lock exists: the O_EXCL guarantee without a window where the file
-is empty). A lock is *stale* when its pid is dead on this host, or when it is older than the
-TTL (a holder on another machine that vanished). Stale locks are removed under a short
-``flock`` of the state directory so two waiters cannot both "recover" and then both hold the lock.
+The lock file holds who took it (user@host, pid, the process's start, operation, start time,
+a random id). It is created atomically with its full content (written to a 0600 temp file,
+then ``os.link``ed into place, which fails if the lock exists: the O_EXCL guarantee without a
+window where the file is empty). Whether a lock still has a holder is decided like this:
+
+- taken on this host and its pid is dead, or alive but started at another time than the
+  holder did (the pid was reused: after a reboot, or syncctl as pid 1 of a restarted
+  container): stale, removed at once;
+- taken on this host by a process that is verifiably the holder: held, however old;
+- anything that cannot be verified (another host, a lock without the process start, no
+  ``/proc``): held until it is older than the TTL (``state.lock_ttl``, default 6 hours), or
+  until ``syncctl force-unlock POLICY LOCK_ID`` removes it.
+
+Stale locks are removed under a short ``flock`` of the state directory so two waiters cannot
+both "recover" and then both hold the lock.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +39,7 @@ from syncctl.state.store import StateError, iso, parse_iso
 
 DEFAULT_TTL = timedelta(hours=6)
 POLL_SECONDS = 0.1
+_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +51,9 @@ class LockInfo:
     host: str
     pid: int
     created: str  # ISO 8601 UTC
+    # "<boot id>:<start time in clock ticks>" of the holding process (Linux), which tells the
+    # holder from a later process that got the same pid; None where it cannot be known.
+    process_start: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,11 +63,13 @@ class LockInfo:
             "holder": self.holder,
             "host": self.host,
             "pid": self.pid,
+            "process_start": self.process_start,
             "created": self.created,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LockInfo:
+        started = data.get("process_start")  # absent in locks of older syncctl versions
         return cls(
             id=str(data["id"]),
             policy=str(data["policy"]),
@@ -62,12 +78,21 @@ class LockInfo:
             host=str(data["host"]),
             pid=int(data["pid"]),
             created=str(data["created"]),
+            process_start=None if started is None else str(started),
         )
 
     def describe(self) -> str:
         return (
             f"{self.holder} (pid {self.pid}, {self.operation} since {self.created}, id {self.id})"
         )
+
+
+class Holder(StrEnum):
+    """What can be known about a lock's holder from here."""
+
+    RUNNING = "running"  # on this host, and verifiably the process that took the lock
+    GONE = "gone"  # on this host, and that process no longer exists
+    UNKNOWN = "unknown"  # another host, or not verifiable: only the TTL or force-unlock frees it
 
 
 def lock_path_for(state_path: Path) -> Path:
@@ -84,9 +109,44 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def process_start(pid: int) -> str | None:
+    """``<boot id>:<start time>`` of a live process (Linux ``/proc``), None when unknown.
+
+    The start time (field 22 of ``/proc/PID/stat``, clock ticks since boot) differs between
+    two processes that get the same pid one after the other; the boot id makes it unique
+    across reboots, when a lock file on persistent storage outlives the machine's uptime.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes().decode("utf-8", "replace")
+        boot = _BOOT_ID.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    # The command name (field 2) is in parentheses and may contain spaces or ")".
+    fields = stat.rpartition(")")[2].split()
+    try:
+        ticks = int(fields[19])  # fields[0] is field 3 (state), so field 22 is fields[19]
+    except (IndexError, ValueError):
+        return None
+    return f"{boot}:{ticks}"
+
+
+def holder_status(info: LockInfo) -> Holder:
+    if info.host != socket.gethostname() or info.pid <= 0:
+        return Holder.UNKNOWN
+    if not _pid_alive(info.pid):
+        return Holder.GONE
+    if info.process_start is None:
+        return Holder.UNKNOWN  # a lock written without it: the pid may have been reused
+    current = process_start(info.pid)
+    if current is None:
+        return Holder.UNKNOWN  # /proc hidden from us (hidepid): cannot tell
+    return Holder.RUNNING if current == info.process_start else Holder.GONE
+
+
 def is_stale(info: LockInfo, *, now: datetime, ttl: timedelta) -> bool:
-    if info.host == socket.gethostname() and info.pid > 0 and not _pid_alive(info.pid):
-        return True
+    status = holder_status(info)
+    if status is not Holder.UNKNOWN:
+        return status is Holder.GONE
     try:
         created = parse_iso(info.created)
     except ValueError:
@@ -141,7 +201,9 @@ class PolicyLock:
 
 def _try_create(path: Path, info: LockInfo) -> bool:
     tmp = path.with_name(f".{path.name}.{info.id}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
+    # 0600 like the state file: the lock names a user, a host and a pid.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(info.to_dict(), handle, sort_keys=True)
         handle.flush()
         os.fsync(handle.fileno())
@@ -178,6 +240,7 @@ def acquire(
         host=host,
         pid=os.getpid(),
         created=iso(clock()),
+        process_start=process_start(os.getpid()),
     )
     deadline = time.monotonic() + max(timeout, 0.0)
     while True:
@@ -196,9 +259,43 @@ def acquire(
         if time.monotonic() >= deadline:
             raise LockHeldError(
                 f'policy "{policy}" is locked by {holder.describe()}; lock file {path} '
-                "(wait with --lock-timeout, or remove the file if that run is gone)"
+                "(wait with --lock-timeout; if that run is gone: "
+                f"syncctl force-unlock {policy} {holder.id})"
             )
         time.sleep(POLL_SECONDS)
+
+
+def held_lock(state_path: Path, lock_id: str) -> LockInfo:
+    """The policy's lock when its id is ``lock_id``; StateError when unlocked or the id
+    differs (what ``force-unlock`` checks before asking, and again under the guard)."""
+    path = lock_path_for(state_path)
+    holder = read_lock(path)
+    if holder is None:
+        raise StateError(f"{path}: not locked")
+    if holder.id != lock_id:
+        raise StateError(
+            f"{path}: lock id {lock_id} does not match the lock, which is "
+            f"{holder.describe()}; nothing removed"
+        )
+    return holder
+
+
+def force_unlock(state_path: Path, lock_id: str) -> LockInfo:
+    """Remove the policy's lock if (still) its id is ``lock_id``; returns what was removed.
+
+    Compare-and-delete under the directory guard, so a lock taken by a new run after the
+    user looked is never the one removed. Raises StateError when unlocked or the id differs.
+    """
+    path = lock_path_for(state_path)
+    try:
+        with _guard(path):
+            holder = held_lock(state_path, lock_id)
+            path.unlink()
+    except FileNotFoundError:
+        raise StateError(f"{path}: not locked") from None
+    except OSError as exc:
+        raise StateError(f"{path}: cannot remove lock: {exc.strerror}") from None
+    return holder
 
 
 def _user() -> str:

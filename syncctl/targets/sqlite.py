@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import sqlite3
 import threading
 import uuid
@@ -96,10 +97,34 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def database_exists(path: Path) -> bool:
+    """False only when nothing is at ``path`` (nor its parent directory); errors such as
+    EACCES count as present, so that opening it reports them."""
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file 0600 before SQLite opens it: it holds names and e-mail
+    addresses, and SQLite gives its -wal and -shm files the database file's mode. An
+    existing file keeps its mode (an administrator may have granted an application read)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 def open_database(path: Path) -> sqlite3.Connection:
     """Open (creating and migrating as needed) a syncctl SQLite database."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(path)
         conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
     except (OSError, sqlite3.Error) as exc:
         raise TargetError(f"sqlite {path}: cannot open database: {exc}") from None
@@ -125,12 +150,24 @@ def open_database(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _schema_version(conn: sqlite3.Connection) -> int:
+    if not conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    ).fetchone():
+        return 0
+    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0] or 0)
+
+
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    # Look first without the write lock: a plan must not wait for (or block) a writer of a
+    # database that is current already. Migrating re-checks under the lock.
+    if _schema_version(conn) == SCHEMA_VERSION:
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)")
-        row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-        current = int(row[0] or 0)
+        current = _schema_version(conn)
         if current > SCHEMA_VERSION:
             raise TargetError(
                 f"sqlite {path}: database schema version {current} is newer than this "
@@ -172,8 +209,11 @@ class SqliteDirectory:
 
     def read(self, owner: str, known_ids: Collection[str]) -> TargetSnapshot:
         """Everything in the database. Ownership is the ``managed_by`` column, so
-        ``known_ids`` is not needed here."""
+        ``known_ids`` is not needed here. A database that does not exist yet reads as an
+        empty directory and is not created: planning changes nothing, apply creates it."""
         with self._mutex:
+            if self._conn is None and not database_exists(self.path):
+                return TargetSnapshot(users=(), groups=(), members={})
             conn = self._connection()
             try:
                 conn.execute("BEGIN")  # one consistent view across the three tables

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from syncctl.state import read_lock
 from tests.contract.scim_harness import ScimServer
 
 SYNCCTL = Path(sys.executable).with_name("syncctl")
@@ -64,7 +65,7 @@ def _snapshot(seed: int) -> dict[str, Any]:
                 },
             }
         )
-    ids = [u["id"] for u in users]
+    ids = [str(u["id"]) for u in users]
     groups = [_group(rng, "Everyone", ids)]
     for g in range(GROUPS):
         groups.append(_group(rng, f"Team {g}", ids[g::GROUPS]))
@@ -111,20 +112,33 @@ def test_sigkill_during_apply_then_rerun_converges(tmp_path: Path) -> None:
         env["SCIM_TOKEN"] = server.token
         command = [str(SYNCCTL), "apply", "--auto-approve", "policy.yaml"]
 
-        # Random kill points, chosen by progress on the server so that load on the shared
-        # machine cannot move them: twice while users are being created, once in the
-        # membership phase, once at a random time.
-        kill_points: list[tuple[str, float]] = [
+        # Random kill points, chosen by progress on the server (or the run's lock) so that
+        # load on the shared machine cannot move them: twice while users are being created,
+        # once in the membership phase, once early (the run holds its lock and is reading).
+        kill_points: list[tuple[str, int]] = [
             ("users", rng.randint(50, USERS // 2)),
             ("users", rng.randint(USERS // 2 + 1, USERS - 50)),
-            ("after_users", rng.uniform(0.0, 0.3)),
-            ("time", rng.uniform(0.5, 3.0)),
+            ("members", rng.randint(1, USERS // 2)),
+            ("locked", 0),
         ]
+        lock = tmp_path / ".syncctl" / "crash.state.json.lock"
         kills, users_at_kill = 0, []
         with server.client(url) as client:
 
             def user_count() -> int:
                 return int(client.get("/Users", params={"count": "0"}).json()["totalResults"])
+
+            def member_count() -> int:
+                groups = _all(client, "/Groups")
+                return sum(len(g.get("members", [])) for g in groups)
+
+            def reached(kind: str, point: int, pid: int) -> bool:
+                if kind == "users":
+                    return user_count() >= point
+                if kind == "members":
+                    return user_count() >= USERS and member_count() >= point
+                holder = read_lock(lock)
+                return holder is not None and holder.pid == pid
 
             for kind, point in kill_points:
                 process = subprocess.Popen(
@@ -134,24 +148,14 @@ def test_sigkill_during_apply_then_rerun_converges(tmp_path: Path) -> None:
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
-                deadline = time.monotonic() + 60
-                started = time.monotonic()
-                while process.poll() is None and time.monotonic() < deadline:
-                    count = user_count()
-                    if kind == "users" and count >= point:
-                        break
-                    if kind == "after_users" and count >= USERS:
-                        time.sleep(point)
-                        break
-                    if kind == "time" and time.monotonic() - started >= point:
-                        break
+                while process.poll() is None and not reached(kind, point, process.pid):
                     time.sleep(0.02)
                 if process.poll() is None:
                     process.send_signal(signal.SIGKILL)
                     kills += 1
                 process.wait(timeout=30)
                 users_at_kill.append(user_count())
-        assert kills >= 2, f"apply finished before it could be killed ({users_at_kill})"
+        assert kills >= 3, f"apply finished before it could be killed ({users_at_kill})"
         # At least one kill landed in the middle of the user creates.
         assert any(0 < n < USERS for n in users_at_kill), users_at_kill
 

@@ -5,7 +5,9 @@ per-change rollback inside a batch, migrations)."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ import pytest
 from syncctl.errors import TargetError
 from syncctl.model import ObjectKind
 from syncctl.plan.model import Action, AttributeChange, Change, ChangeKind, Reason
-from syncctl.policy.model import Policy
+from syncctl.policy.model import Policy, SqliteTarget
 from syncctl.scimpath import ENTERPRISE_USER
 from syncctl.targets.base import OutcomeStatus, open_target
 from syncctl.targets.sqlite import SCHEMA_VERSION, SqliteDirectory, merge_resource
@@ -71,7 +73,7 @@ def test_registry_builds_the_sqlite_target(policy: Policy) -> None:
 
 
 def test_schema_is_the_documented_one(target: SqliteDirectory, policy: Policy) -> None:
-    target.read(OWNER, ())
+    target.apply([], OWNER)  # creates the database (a read does not)
     with db(policy) as conn:
         columns = {
             table: [(r[1], r[2], r[3], r[5]) for r in conn.execute(f"PRAGMA table_info({table})")]
@@ -144,7 +146,7 @@ def insert_unmanaged(policy: Policy, user_name: str, attributes: dict[str, objec
 def test_rows_written_by_the_application_are_unmanaged(
     target: SqliteDirectory, policy: Policy
 ) -> None:
-    target.read(OWNER, ())
+    target.apply([], OWNER)  # creates the database (a read does not)
     insert_unmanaged(policy, "legacy@contoso.com", {"userName": "legacy@contoso.com"})
     (legacy,) = target.read(OWNER, ()).users
     assert legacy.managed_by is None
@@ -155,7 +157,7 @@ def test_rows_written_by_the_application_are_unmanaged(
 def test_create_colliding_with_an_unmanaged_row_fails_alone(
     target: SqliteDirectory, policy: Policy
 ) -> None:
-    target.read(OWNER, ())
+    target.apply([], OWNER)  # creates the database (a read does not)
     insert_unmanaged(policy, "alice@contoso.com", {"userName": "alice@contoso.com"})
     group = Change(
         "group/Admins",
@@ -176,7 +178,7 @@ def test_create_colliding_with_an_unmanaged_row_fails_alone(
 def test_adopt_takes_ownership_and_keeps_application_data(
     target: SqliteDirectory, policy: Policy
 ) -> None:
-    target.read(OWNER, ())
+    target.apply([], OWNER)  # creates the database (a read does not)
     row_id = insert_unmanaged(
         policy,
         "alice@contoso.com",
@@ -215,7 +217,7 @@ def test_adopt_takes_ownership_and_keeps_application_data(
 
 
 def test_adopt_refuses_a_row_edited_since_planning(target: SqliteDirectory, policy: Policy) -> None:
-    target.read(OWNER, ())
+    target.apply([], OWNER)  # creates the database (a read does not)
     row_id = insert_unmanaged(policy, "alice@contoso.com", {"userName": "alice@contoso.com"})
     adopt = Change(
         "user/alice@contoso.com",
@@ -295,3 +297,75 @@ def test_merge_resource(
     old: dict[str, Any], changes: dict[str, Any], expected: dict[str, Any]
 ) -> None:
     assert merge_resource(old, changes, ObjectKind.USER) == expected
+
+
+def test_reading_an_absent_database_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "app.db"
+    policy = make_policy(tmp_path, target=SqliteTarget(path=path))
+    directory = SqliteDirectory(policy)
+    try:
+        snapshot = directory.read(OWNER, ())
+        assert (snapshot.users, snapshot.groups, dict(snapshot.members)) == ((), (), {})
+        assert not path.parent.exists()
+        # ... and the apply that follows creates it.
+        assert [o.status for o in directory.apply([create_alice()], OWNER)] == [
+            OutcomeStatus.APPLIED
+        ]
+        assert [u.key for u in directory.read(OWNER, ()).users] == ["alice@contoso.com"]
+    finally:
+        directory.close()
+
+
+def test_database_and_its_wal_and_shm_are_private(tmp_path: Path) -> None:
+    policy = make_policy(tmp_path)
+    path = policy.target.path  # type: ignore[union-attr]
+    old = os.umask(0o022)
+    directory = SqliteDirectory(policy)
+    try:
+        directory.apply([create_alice()], OWNER)
+        files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+        modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in files}
+    finally:
+        directory.close()
+        os.umask(old)
+    assert modes == {f.name: 0o600 for f in files}
+
+
+def test_an_existing_database_keeps_its_mode(tmp_path: Path) -> None:
+    # An administrator who let an application's group read the database keeps it that way.
+    policy = make_policy(tmp_path)
+    path = policy.target.path  # type: ignore[union-attr]
+    directory = SqliteDirectory(policy)
+    try:
+        directory.apply([], OWNER)
+    finally:
+        directory.close()
+    path.chmod(0o640)
+    directory = SqliteDirectory(policy)
+    try:
+        directory.apply([create_alice()], OWNER)
+        assert stat.S_IMODE(path.with_name(path.name + "-wal").stat().st_mode) == 0o640
+    finally:
+        directory.close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_reading_a_current_database_does_not_wait_for_its_writer(tmp_path: Path) -> None:
+    # A plan reads while an application (or another policy) holds the write lock.
+    policy = make_policy(tmp_path)
+    path = policy.target.path  # type: ignore[union-attr]
+    writer = SqliteDirectory(policy)
+    try:
+        writer.apply([create_alice()], OWNER)
+    finally:
+        writer.close()
+    with sqlite3.connect(path, isolation_level=None, timeout=0) as application:
+        application.execute("BEGIN IMMEDIATE")
+        reader = SqliteDirectory(policy)
+        try:
+            # Before, opening took the write lock to check the schema: "database is locked"
+            # after the 30 s busy timeout.
+            assert [u.key for u in reader.read(OWNER, ()).users] == ["alice@contoso.com"]
+        finally:
+            reader.close()
+            application.execute("ROLLBACK")

@@ -10,7 +10,7 @@ import click
 import yaml
 
 from syncctl.cli.common import format_option
-from syncctl.connectivity import check_online
+from syncctl.connectivity import OnlineCheck, check_online
 from syncctl.errors import EXIT_ERROR, Diagnostic
 from syncctl.policy import CheckResult, check_policies, explain
 
@@ -45,25 +45,39 @@ def validate(
     valid policies are then checked against Entra and their targets (secrets are read).
     """
     result = check_policies(list(paths) or [Path("policies")])
+    # Online checks only for a clean run (an invalid policy set is fixed offline first), and
+    # before printing: a policy is reported "ok" only for what actually passed.
+    checks: dict[str, OnlineCheck] | None = None
+    if online and not result.errors:
+        policies = [loaded.policy for loaded in result.policies]
+        checks = {check.policy.name: check for check in check_online(policies)}
     if output_format == "json":
-        click.echo(json.dumps(_as_json(result, show_effective), indent=2, sort_keys=True))
+        click.echo(json.dumps(_as_json(result, show_effective, checks), indent=2, sort_keys=True))
     else:
-        _print_text(result, show_effective)
-    if result.errors:
+        _print_text(result, show_effective, checks)
+    if result.errors or (checks is not None and not all(c.ok for c in checks.values())):
         ctx.exit(EXIT_ERROR)
-    if online:
-        failures = check_online([loaded.policy for loaded in result.policies])
-        for name, message in failures:
-            click.echo(f"error: policy {name}: {message}", err=True)
-        if failures:
-            ctx.exit(EXIT_ERROR)
 
 
-def _print_text(result: CheckResult, show_effective: bool) -> None:
+# What the offline checks prove, said in the ok line so nobody reads more into it.
+OFFLINE_VERIFIED = ("schema", "expressions", "references")
+
+
+def _print_text(
+    result: CheckResult, show_effective: bool, checks: dict[str, OnlineCheck] | None
+) -> None:
     for diagnostic in result.diagnostics:
         click.echo(str(diagnostic), err=True)
     for loaded in sorted(result.policies, key=lambda loaded: loaded.file):
-        click.echo(f"ok: {loaded.file} (policy {loaded.policy.name})")
+        where = f"{loaded.file} (policy {loaded.policy.name})"
+        check = checks.get(loaded.policy.name) if checks is not None else None
+        if check is not None and not check.ok:
+            for failure in check.failures:
+                click.echo(f"error: {where}: {failure}", err=True)
+            continue
+        verified = ", ".join(OFFLINE_VERIFIED + (check.verified if check is not None else ()))
+        unchecked = "".join(f"; {note}" for note in check.unchecked) if check is not None else ""
+        click.echo(f"ok: {where}: {verified}{unchecked}")
     if show_effective:
         for loaded in result.policies:
             effective = yaml.safe_dump(
@@ -72,10 +86,24 @@ def _print_text(result: CheckResult, show_effective: bool) -> None:
             click.echo(f"---\n# effective policy of {loaded.file}\n{effective}", nl=False)
 
 
-def _as_json(result: CheckResult, show_effective: bool) -> dict[str, Any]:
+def _as_json(
+    result: CheckResult, show_effective: bool, checks: dict[str, OnlineCheck] | None
+) -> dict[str, Any]:
     policies: list[dict[str, Any]] = []
     for loaded in result.policies:
-        entry: dict[str, Any] = {"file": loaded.file, "name": loaded.policy.name}
+        entry: dict[str, Any] = {
+            "file": loaded.file,
+            "name": loaded.policy.name,
+            "verified": list(OFFLINE_VERIFIED),
+        }
+        check = checks.get(loaded.policy.name) if checks is not None else None
+        if check is not None:
+            entry["online"] = {
+                "ok": check.ok,
+                "verified": list(check.verified),
+                "failures": list(check.failures),
+                "unchecked": list(check.unchecked),
+            }
         if show_effective:
             entry["effective"] = explain(loaded.policy)
         policies.append(entry)

@@ -23,10 +23,30 @@ _NO_VALUE_OPS = frozenset({"is_true", "is_false", "is_null", "is_not_null"})
 _REGEX_OPS = frozenset({"regex_match", "not_regex_match"})
 # Credentials that sign in as an app registration and therefore need its client id.
 _NEEDS_CLIENT_ID = ("client_secret", "certificate", "federated_token")
+# Bytes in one path component (ext4, XFS, APFS, NTFS) and in a whole path (Linux PATH_MAX).
+NAME_MAX = 255
+PATH_MAX = 4096
+# Policy values that are file paths, and secret references (whose ``file`` is one).
+_PATH_VALUES: tuple[JsonPath, ...] = (
+    ("tenant", "snapshot"),
+    ("tenant", "ca_bundle"),
+    ("tenant", "credential", "certificate", "path"),
+    ("tenant", "credential", "federated_token", "file"),
+    ("target", "path"),
+    ("target", "ca_bundle"),
+    ("state", "path"),
+)
+_SECRET_VALUES: tuple[JsonPath, ...] = (
+    ("tenant", "credential", "client_secret"),
+    ("tenant", "credential", "certificate", "password"),
+    ("target", "token"),
+    ("target", "oauth", "client_secret"),
+)
 
 
 def semantic_problems(document: dict[str, Any], policy_dir: Path) -> list[Problem]:
     problems: list[Problem] = []
+    problems += _unusable_paths(document, policy_dir)
     problems += _tenant(document.get("tenant"), policy_dir)
     problems += _source(document.get("source"))
     problems += _target(document.get("target"))
@@ -55,7 +75,8 @@ def _tenant(tenant: object, policy_dir: Path) -> Iterator[Problem]:
         credential is None
         and isinstance(snapshot, str)
         and snapshot
-        and not (snapshot_path := resolve_path(policy_dir, snapshot)).is_file()
+        and path_problem(snapshot, policy_dir) is None  # reported as such, not "not found"
+        and not _is_file(snapshot_path := resolve_path(policy_dir, snapshot))
     ):
         yield Problem(("tenant", "snapshot"), f"tenant.snapshot: file not found: {snapshot_path}")
     if isinstance(credential, dict) and "client_id" not in tenant:
@@ -66,6 +87,68 @@ def _tenant(tenant: object, policy_dir: Path) -> Iterator[Problem]:
                 f"tenant: missing required key 'client_id' (needed by the {kinds[0]} credential)",
                 missing="client_id",
             )
+
+
+def _unusable_paths(document: dict[str, Any], policy_dir: Path) -> Iterator[Problem]:
+    """File paths the OS would refuse (a component over 255 bytes, a NUL): caught here with
+    the line, instead of as an OSError from deep inside plan."""
+    target = document.get("target")
+    builtin_target = isinstance(target, dict) and target.get("type") in BUILTIN_TARGETS
+    passwords = _get(document, ("writeback", "passwords"))
+    secrets = list(_SECRET_VALUES)
+    if isinstance(passwords, list):
+        secrets += [("writeback", "passwords", index, "secret") for index in range(len(passwords))]
+    paths = [p for p in _PATH_VALUES if builtin_target or p[0] != "target"]
+    paths += [(*secret, "file") for secret in secrets]
+    for json_path in paths:
+        value = _get(document, json_path)
+        if isinstance(value, str) and value:
+            problem = path_problem(value, policy_dir)
+            if problem is not None:
+                yield Problem(json_path, f"{describe_path(json_path)}: {problem}")
+
+
+def path_problem(value: str, policy_dir: Path) -> str | None:
+    """Why the OS cannot use the policy path ``value``, or None."""
+    if "\x00" in value:
+        return "a path cannot contain a NUL character"
+    resolved = resolve_path(policy_dir, value)
+    for part in resolved.parts:
+        size = _byte_length(part)
+        if size > NAME_MAX:
+            return (
+                f"a path component is {size} bytes long, over the file system limit of "
+                f"{NAME_MAX} bytes ('{part[:24]}...')"
+            )
+    size = _byte_length(str(resolved))
+    if size >= PATH_MAX:
+        return f"the path is {size} bytes long, over the limit of {PATH_MAX - 1} bytes"
+    return None
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # e.g. a directory on the way we may not search: not a file we can read
+        return False
+
+
+def _byte_length(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _get(document: object, path: JsonPath) -> object:
+    node = document
+    for part in path:
+        if isinstance(part, int):
+            if not isinstance(node, list) or part >= len(node):
+                return None
+            node = node[part]
+        elif isinstance(node, dict):
+            node = node.get(part)
+        else:
+            return None
+    return node
 
 
 def _source(source: object) -> Iterator[Problem]:

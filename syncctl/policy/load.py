@@ -7,6 +7,7 @@ report all of them at once. ``load_policies`` is the strict form the other comma
 
 from __future__ import annotations
 
+import errno
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -88,6 +89,21 @@ def load_policy(path: Path) -> Policy:
 
 
 def _policy_files(path: Path) -> tuple[list[Path], Diagnostic | None]:
+    # is_dir()/exists() raise for a name the OS refuses (a component over 255 bytes).
+    try:
+        return _listed_policy_files(path)
+    except OSError as exc:
+        return [], _file_error(path, f"cannot read: {os_reason(exc)}")
+
+
+def os_reason(exc: OSError) -> str:
+    """The OS's reason, said so a person knows what to change."""
+    if exc.errno == errno.ENAMETOOLONG:
+        return "file name too long (a path component over 255 bytes, or the whole path too long)"
+    return exc.strerror or type(exc).__name__
+
+
+def _listed_policy_files(path: Path) -> tuple[list[Path], Diagnostic | None]:
     if path.is_dir():
         try:
             found = sorted(
@@ -96,7 +112,7 @@ def _policy_files(path: Path) -> tuple[list[Path], Diagnostic | None]:
                 if entry.suffix.lower() in POLICY_SUFFIXES and entry.is_file()
             )
         except OSError as exc:
-            return [], _file_error(path, f"cannot read directory: {exc.strerror}")
+            return [], _file_error(path, f"cannot read directory: {os_reason(exc)}")
         if not found:
             return [], _file_error(path, "no policy files (*.yaml, *.yml) in this directory")
         return found, None
@@ -117,7 +133,7 @@ def _check_file(path: Path) -> tuple[LoadedPolicy | None, list[Diagnostic], Loca
     try:
         data = path.read_bytes()
     except OSError as exc:
-        return None, [_file_error(path, f"cannot read file: {exc.strerror}")], here
+        return None, [_file_error(path, f"cannot read file: {os_reason(exc)}")], here
     text, problem = _decode(path, data)
     if problem is not None:
         return None, [problem], here

@@ -34,16 +34,26 @@ class SecretRef:
     file: Path | None = None
 
     def reveal(self) -> str:
+        """The secret, registered for redaction before anyone can print it."""
+        from syncctl import redaction
+        from syncctl.secretfile import read_small_file
+
         if self.env is not None:
             value = os.environ.get(self.env)
             if not value:
                 raise SecretError(f"environment variable {self.env} is not set or empty")
-            return value
+            return redaction.remember(value)
         assert self.file is not None
+        # Bounded and regular-file only: a policy from a pull request may name /dev/zero or
+        # a fifo, which must neither exhaust memory nor hang the run.
+        data = read_small_file(self.file, what="secret file")
         try:
-            return self.file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise SecretError(f"cannot read secret file {self.file}: {exc.strerror}") from None
+            value = data.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise SecretError(f"secret file {self.file} is not UTF-8 text") from None
+        if not value:
+            raise SecretError(f"secret file {self.file} is empty")
+        return redaction.remember(value)
 
     def describe(self) -> dict[str, str]:
         """The reference as written, for --explain and error messages (never the value)."""
@@ -262,6 +272,8 @@ class Deletion:
 @dataclass(frozen=True, slots=True)
 class StateConfig:
     path: Path  # default: .syncctl/<name>.state.json beside the policy
+    # How long a lock whose holder cannot be checked (another host) is honoured.
+    lock_ttl: timedelta = timedelta(hours=6)
 
 
 class WritebackMode(StrEnum):

@@ -24,7 +24,7 @@ from syncctl.cli.main import main
 ROOT = Path(__file__).resolve().parents[2]
 SYNCCTL = Path(sys.executable).parent / "syncctl"
 CORPUS = ROOT / "tests" / "policy_corpus"
-VALID = (ROOT / "policies" / "sqlite-client-secret.yaml").read_text(encoding="utf-8")
+VALID = (ROOT / "examples" / "sqlite-client-secret.yaml").read_text(encoding="utf-8")
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -49,6 +49,7 @@ def run_in_process(*args: str) -> tuple[int, str, str]:
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     shutil.copytree(ROOT / "policies", tmp_path / "policies")
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
     snapshot = tmp_path / "policies" / "snapshots" / "demo.json"
     if not snapshot.exists():
         snapshot.parent.mkdir(parents=True, exist_ok=True)
@@ -57,14 +58,15 @@ def workdir(tmp_path: Path) -> Path:
 
 
 def test_shipped_examples_validate_through_the_real_binary(workdir: Path) -> None:
-    result = run_cli("validate", "policies/", cwd=workdir)
+    result = run_cli("validate", "policies/", "examples/", cwd=workdir)
 
     assert result.returncode == 0, result.stderr
-    files = sorted(p.name for p in (workdir / "policies").glob("*.yaml"))
-    assert result.stdout.splitlines()[0] == "ok: policies/demo.yaml (policy demo)"
-    assert len(result.stdout.splitlines()) == len(files)
-    assert all(line.startswith("ok: policies/") for line in result.stdout.splitlines())
-    assert result.stderr.startswith("policies/plugin.yaml:")
+    files = [p for d in ("policies", "examples") for p in (workdir / d).glob("*.yaml")]
+    lines = result.stdout.splitlines()
+    assert "ok: policies/demo.yaml (policy demo): schema, expressions, references" in lines
+    assert len(lines) == len(files) >= 9
+    assert all(line.startswith(("ok: policies/", "ok: examples/")) for line in lines)
+    assert result.stderr.startswith("examples/plugin.yaml:")
     assert ": warning: target.type: 'ldap' is not a built-in target" in result.stderr
 
 
@@ -86,12 +88,14 @@ def test_errors_are_file_line_column_lines_and_exit_1(workdir: Path) -> None:
         "broken.yaml:34:3: error: unknown key 'max_delete' in deletion "
         "(did you mean 'max_deletes'?)\n"
     )
-    assert result.stdout == "ok: policies/demo.yaml (policy demo)\n"
+    assert (
+        result.stdout == "ok: policies/demo.yaml (policy demo): schema, expressions, references\n"
+    )
 
 
 def test_explain_prints_the_effective_policy_with_secret_references(workdir: Path) -> None:
     code, out, _ = run_in_process(
-        "validate", str(workdir / "policies" / "scim-token.yaml"), "--explain"
+        "validate", str(workdir / "examples" / "scim-token.yaml"), "--explain"
     )
 
     assert code == 0
@@ -342,3 +346,143 @@ def test_a_home_directory_that_does_not_exist_is_a_missing_file_not_a_crash(
     assert "tenant.snapshot: file not found:" in err
     assert "~no-such-user-x/demo.json" in err
     assert "bug in syncctl" not in err
+
+
+# --- validate --online says "ok" only for what it verified -----------------------------------
+
+SCIM_POLICY = """\
+version: 1
+name: {name}
+tenant:
+  id: contoso.onmicrosoft.com
+  snapshot: snapshots/demo.json
+source:
+  scope_groups: [Password Manager Users]
+target:
+  type: scim
+  url: {url}
+  token: {{env: SCIM_TOKEN}}
+"""
+
+
+def run_online(*args: str, cwd: Path, token: str = "") -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SYNCCTL_", "AZURE_"))}
+    env.update(SCIM_TOKEN=token, NO_COLOR="1")
+    return subprocess.run(
+        [str(SYNCCTL), "validate", "--online", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_online_failure_is_an_error_line_and_never_ok(workdir: Path) -> None:
+    policies = workdir / "policies"
+    (policies / "snapshots" / "broken.json").write_text("[not a snapshot", encoding="utf-8")
+    demo = (policies / "demo.yaml").read_text(encoding="utf-8")
+    (policies / "broken.yaml").write_text(
+        demo.replace("name: demo", "name: broken").replace("demo.json", "broken.json"),
+        encoding="utf-8",
+    )
+
+    offline = run_cli("validate", "policies/demo.yaml", "policies/broken.yaml", cwd=workdir)
+    online = run_online("policies/demo.yaml", "policies/broken.yaml", cwd=workdir)
+
+    assert offline.returncode == 0  # the snapshot's content is only read online
+    assert online.returncode == 1
+    assert online.stdout == (
+        "ok: policies/demo.yaml (policy demo): schema, expressions, references, snapshot read; "
+        "sqlite target has no online check\n"
+    )
+    errors = online.stderr.splitlines()
+    assert len(errors) == 1, online.stderr
+    assert errors[0].startswith("error: policies/broken.yaml (policy broken): source: ")
+    assert "Traceback" not in online.stderr
+
+
+def test_online_ok_names_the_target_check_and_a_refused_token_is_not_ok(workdir: Path) -> None:
+    from tests.contract.scim_harness import shared_server
+
+    server = shared_server()
+    (workdir / "policies" / "vault.yaml").write_text(
+        SCIM_POLICY.format(name="vault", url=server.tenant_url()), encoding="utf-8"
+    )
+
+    good = run_online("policies/vault.yaml", cwd=workdir, token=server.token)
+    bad = run_online("policies/vault.yaml", cwd=workdir, token="wrong-token-123")
+
+    assert good.returncode == 0, good.stderr
+    assert good.stdout == (
+        "ok: policies/vault.yaml (policy vault): schema, expressions, references, "
+        "snapshot read, target answered\n"
+    )
+    assert bad.returncode == 1
+    assert bad.stdout == ""
+    # (stderr also carries the target's warning that it speaks plain http to loopback)
+    errors = [line for line in bad.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, bad.stderr
+    assert errors[0].startswith("error: policies/vault.yaml (policy vault): target: ")
+    assert "wrong-token-123" not in bad.stderr
+
+
+def test_online_json_carries_what_was_verified(workdir: Path) -> None:
+    result = run_online("policies/demo.yaml", "--format", "json", cwd=workdir)
+
+    assert result.returncode == 0, result.stderr
+    (entry,) = json.loads(result.stdout)["policies"]
+    assert entry["verified"] == ["schema", "expressions", "references"]
+    assert entry["online"] == {
+        "ok": True,
+        "verified": ["snapshot read"],
+        "failures": [],
+        "unchecked": ["sqlite target has no online check"],
+    }
+
+
+# --- paths the OS refuses: one located line, not "unexpected OSError" ------------------------
+
+LONG = "a" * 300
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        ("path: .syncctl/demo.db", f"path: {LONG}/demo.db", "target.path"),
+        ("snapshot: snapshots/demo.json", f"snapshot: {LONG}.json", "tenant.snapshot"),
+        ("version: 1\n", f"version: 1\nstate:\n  path: {LONG}.json\n", "state.path"),
+    ],
+)
+@pytest.mark.parametrize("command", ["validate", "plan"])
+def test_a_path_component_over_255_bytes_is_located(
+    workdir: Path, command: str, old: str, new: str, key: str
+) -> None:
+    policy = workdir / "policies" / "demo.yaml"
+    text = policy.read_text(encoding="utf-8")
+    assert old in text
+    policy.write_text(text.replace(old, new, 1), encoding="utf-8")
+    lines = policy.read_text(encoding="utf-8").splitlines()
+    line = next(number for number, content in enumerate(lines, 1) if LONG in content)
+
+    result = run_cli(command, "policies/demo.yaml", cwd=workdir)
+
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"policies/demo.yaml:{line}:")
+    assert f": error: {key}: a path component is " in result.stderr
+    assert "over the file system limit of 255 bytes" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert "unexpected" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["validate", "plan"])
+def test_a_policy_path_over_255_bytes_on_the_command_line(tmp_path: Path, command: str) -> None:
+    for path in (f"{LONG}.yaml", f"{LONG}/demo.yaml"):
+        result = run_cli(command, path, cwd=tmp_path)
+
+        assert result.returncode == 1
+        assert result.stderr == (
+            f"{path}: error: cannot read: file name too long "
+            "(a path component over 255 bytes, or the whole path too long)\n"
+        )

@@ -1,27 +1,34 @@
-"""The typed library the CLI calls: load -> lock -> read target -> read source -> plan ->
-(confirm, in the CLI) -> apply -> save state.
+"""The typed library the CLI calls: for each policy, load -> lock -> read target -> read source
+-> plan -> (confirm, in the CLI) -> apply -> record.
 
-A ``Session`` holds, for each policy of one run, its lock, state and open target for as long
-as the run lasts, so the plan a person confirms is applied under the same lock it was made
-under. Library code never prints: progress goes to callbacks, results come back as data.
+A ``PolicyRun`` is one policy's unit of work: its lock, state and open target live as long as
+the run, so the plan a person confirms is applied under the same lock it was made under.
+``syncctl.batch`` runs many of them concurrently, each isolated from the others' failures.
+``Session`` is the simple sequential interface for library users and tests. Library code
+never prints: progress goes to callbacks, results come back as data.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from syncctl import __version__
 from syncctl.apply import DEFAULT_PARALLELISM, ApplyReport, StateJournal, apply_changes
-from syncctl.apply.applier import ProgressFn
+from syncctl.apply.applier import ProgressFn, StopFn
 from syncctl.errors import SafetyError, StalePlanError, SyncctlError
 from syncctl.model import SourceSnapshot, TargetSnapshot
-from syncctl.plan.model import Change, Plan, PolicyPlan
+from syncctl.outcomes import Outcome, PolicyResult, apply_outcome, plan_outcome
+from syncctl.plan.model import Change, Plan, PolicyPlan, Refusal
 from syncctl.policy.model import Policy
+from syncctl.redaction import mask
 from syncctl.source.progress import Progress
 from syncctl.state import LastRun, PolicyLock, State, acquire, load_state, save_state
 from syncctl.state.store import iso
@@ -31,18 +38,207 @@ STALE_LIST_LIMIT = 10
 
 Clock = Callable[[], datetime]
 SourceReader = Callable[..., SourceSnapshot]
+TargetFactory = Callable[[Policy], Target]
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(slots=True)
-class _PolicyRun:
-    policy: Policy
-    lock: PolicyLock
-    state: State
-    target: Target | None = None
+class PolicyRun:
+    """One policy's unit of work in one run: lock, state, target, plan, apply, record."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        operation: str,
+        clock: Clock = utc_now,
+        target_factory: TargetFactory = open_target,
+        read_source: SourceReader | None = None,
+    ) -> None:
+        self.policy = policy
+        self.operation = operation
+        self._clock = clock
+        self._target_factory = target_factory
+        self._read_source = read_source
+        self._started = clock()
+        self.lock: PolicyLock | None = None
+        self.state: State | None = None
+        self.target: Target | None = None
+        self.plan: PolicyPlan | None = None
+        self.report: ApplyReport | None = None
+        self.result: PolicyResult | None = None  # set once the run has ended, whatever way
+        self.writing = False  # True while changes are being written to the target
+        self._ending = threading.Lock()  # a run ends once, even when a signal races a worker
+
+    @property
+    def name(self) -> str:
+        return self.policy.name
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def open(self, *, lock_timeout: float = 0.0) -> None:
+        """Take the policy's lock and load its state."""
+        self.lock = acquire(
+            self.policy.state.path,
+            policy=self.name,
+            operation=self.operation,
+            timeout=lock_timeout,
+            ttl=self.policy.state.lock_ttl,
+            clock=self._clock,
+        )
+        self.state = load_state(self.policy.state.path, self.name)
+
+    def make_plan(self, *, now: datetime | None = None, progress: Progress | None = None) -> None:
+        """Read the target, then the source, and plan (``self.plan``)."""
+        from syncctl.plan.planner import plan_policy
+
+        state = self._state()
+        target = self._target()
+        snapshot = target.read(self.name, sorted(state.managed))
+        managed_ids = state.managed | _managed_on_target(snapshot, self.name)
+        reader = self._source_reader()
+        source = reader(self.policy, sorted(managed_ids), progress=progress)
+        self.plan = plan_policy(
+            self.policy,
+            source,
+            snapshot,
+            disabled_at=state.disabled_at,
+            synced=state.synced,
+            now=now or self._clock(),
+        )
+
+    def apply(
+        self,
+        changes: Sequence[Change],
+        *,
+        parallelism: int = DEFAULT_PARALLELISM,
+        progress: ProgressFn | None = None,
+        should_stop: StopFn | None = None,
+    ) -> ApplyReport:
+        """Write ``changes`` to the target, journalling ownership and timers in the state."""
+        journal = StateJournal(self.policy.state.path, self._state())
+        self.writing = True
+        try:
+            self.report = apply_changes(
+                changes,
+                self._target(),
+                owner=self.name,
+                journal=journal,
+                clock=self._clock,
+                parallelism=parallelism,
+                progress=progress,
+                should_stop=should_stop,
+            )
+        finally:
+            self.state = journal.state
+            self.writing = False
+        return self.report
+
+    # -- endings ---------------------------------------------------------------------------
+
+    def finish_plan(self) -> PolicyResult:
+        """End a plan-only run: refused, partial (object errors), changes or none."""
+        assert self.plan is not None
+        outcome, error = plan_outcome(self.plan)
+        return self.finish(outcome, error)
+
+    def finish_apply(self) -> PolicyResult:
+        """End an apply: success only when every object was planned and every change held."""
+        outcome, error = apply_outcome(self.plan, self.report)
+        return self.finish(outcome, error)
+
+    def fail(self, exc: BaseException) -> PolicyResult:
+        """End the run on an error: refused (exit 3 errors) or failed."""
+        refused = isinstance(exc, SyncctlError) and exc.exit_code == SafetyError.exit_code
+        return self.finish(Outcome.REFUSED if refused else Outcome.FAILED, str(exc))
+
+    def finish(self, outcome: Outcome, error: str | None) -> PolicyResult:
+        """Record how the run ended in the state (``syncctl status``) and keep it."""
+        with self._ending:
+            if self.result is None:
+                self._record(outcome, error)
+            assert self.result is not None
+            return self.result
+
+    def _record(self, outcome: Outcome, error: str | None) -> None:
+        error = None if error is None else mask(error)
+        self.result = PolicyResult(
+            policy=self.name, outcome=outcome, error=error, plan=self.plan, report=self.report
+        )
+        if self.state is not None and self.lock is not None:
+            errors = (0 if self.plan is None else len(self.plan.errors)) + (
+                0 if self.report is None else len(self.report.failed)
+            )
+            last = LastRun(
+                operation=self.operation,
+                started_at=iso(self._started),
+                finished_at=iso(self._clock()),
+                outcome=outcome.value,
+                counts=self._counts(),
+                error=error,
+                errors=errors,
+            )
+            self.state = self.state.with_last_run(last)
+            try:
+                save_state(self.policy.state.path, self.state)
+            except SyncctlError as exc:
+                self.result = PolicyResult(
+                    policy=self.name,
+                    outcome=Outcome.FAILED,
+                    error=mask(str(exc)),
+                    plan=self.plan,
+                    report=self.report,
+                )
+
+    def _counts(self) -> dict[str, int]:
+        if self.report is not None:
+            return self.report.counts
+        if self.plan is not None:
+            return self.plan.summary
+        return {}
+
+    def close(self) -> None:
+        """Close the target and release the lock (idempotent)."""
+        try:
+            if self.target is not None:
+                self.target.close()
+                self.target = None
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+                self.lock = None
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _state(self) -> State:
+        if self.state is None:
+            raise SyncctlError(f'policy "{self.name}": the run was not opened (no lock taken)')
+        return self.state
+
+    def _target(self) -> Target:
+        if self.target is None:
+            self.target = self._target_factory(self.policy)
+        return self.target
+
+    def _source_reader(self) -> SourceReader:
+        if self._read_source is None:
+            from syncctl.source import read_source
+
+            self._read_source = read_source
+        return self._read_source
+
+
+def _managed_on_target(snapshot: TargetSnapshot, owner: str) -> frozenset[str]:
+    return frozenset(
+        o.external_id
+        for o in (*snapshot.users, *snapshot.groups)
+        if o.managed_by == owner and o.external_id is not None
+    )
+
+
+# -- the sequential library interface --------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,61 +258,37 @@ class RunResult:
 
 
 class Session:
-    """Locks, states and targets of the policies of one run. Use ``open_session``."""
+    """The policies of one run, one after another; the first error is raised (after being
+    recorded). Use ``open_session``. The CLI uses ``syncctl.batch`` instead, which isolates
+    policies from each other's failures and runs them concurrently."""
 
-    def __init__(
-        self,
-        runs: Sequence[_PolicyRun],
-        *,
-        operation: str,
-        clock: Clock,
-        target_factory: Callable[[Policy], Target],
-        read_source: SourceReader | None,
-    ) -> None:
-        self._runs = {r.policy.name: r for r in runs}
-        self._operation = operation
+    def __init__(self, runs: Sequence[PolicyRun], *, clock: Clock) -> None:
+        self._runs = {r.name: r for r in runs}
         self._clock = clock
-        self._target_factory = target_factory
-        self._read_source = read_source
-        self._started = clock()
 
     @property
     def policies(self) -> list[Policy]:
         return [self._runs[name].policy for name in sorted(self._runs)]
 
-    # -- plan ------------------------------------------------------------------------------
-
     def plan(self, *, progress: Progress | None = None) -> Plan:
-        """Read every target and source and plan; records a failed read in the state."""
+        """Read every target and source and plan; a failed read is recorded, then raised."""
         now = self._clock()
-        plans = [self._plan_one(self._runs[name], now, progress) for name in sorted(self._runs)]
+        plans = []
+        for name in sorted(self._runs):
+            run = self._runs[name]
+            try:
+                run.make_plan(now=now, progress=progress)
+            except SyncctlError as exc:
+                run.fail(exc)
+                raise
+            assert run.plan is not None
+            plans.append(run.plan)
         return Plan(policies=tuple(plans), syncctl_version=__version__, created_at=iso(now))
-
-    def _plan_one(self, run: _PolicyRun, now: datetime, progress: Progress | None) -> PolicyPlan:
-        from syncctl.plan.planner import plan_policy
-
-        policy = run.policy
-        try:
-            target = self._target(run)
-            snapshot = target.read(policy.name, sorted(run.state.managed))
-            managed_ids = run.state.managed | _managed_on_target(snapshot, policy.name)
-            source = self._source_reader()(policy, sorted(managed_ids), progress=progress)
-            return plan_policy(policy, source, snapshot, disabled_at=run.state.disabled_at, now=now)
-        except SyncctlError as exc:
-            self._record(run, "error", {}, str(exc))
-            raise
 
     def record_plan(self, plan: Plan) -> None:
         """Remember a finished plan as the policies' last run (``syncctl status``)."""
         for policy_plan in plan.policies:
-            run = self._runs[policy_plan.name]
-            if policy_plan.refused is not None:
-                outcome = "refused"
-            else:
-                outcome = "no_changes" if policy_plan.is_empty else "changes_pending"
-            self._record(run, outcome, policy_plan.summary, None)
-
-    # -- apply -----------------------------------------------------------------------------
+            self._runs[policy_plan.name].finish_plan()
 
     def apply(
         self,
@@ -135,75 +307,14 @@ class Session:
                 if selection is None
                 else selection.changes.get(policy_plan.name, ())
             )
-            if not changes:
-                self._record(run, "no_changes", {}, None)
-                continue
-            journal = StateJournal(run.policy.state.path, run.state)
-            try:
-                report = apply_changes(
-                    changes,
-                    self._target(run),
-                    owner=run.policy.name,
-                    journal=journal,
-                    clock=self._clock,
-                    parallelism=parallelism,
-                    progress=progress,
-                )
-            except SyncctlError as exc:
-                run.state = journal.state
-                self._record(run, "error", {}, str(exc))
-                raise
-            run.state = journal.state
-            error = report.aborted or (
-                f"{len(report.failed)} of {len(report.results)} changes failed"
-                if report.failed
-                else None
-            )
-            self._record(run, "failed" if error else "success", report.counts, error)
-            reports.append(report)
+            if changes:
+                try:
+                    reports.append(run.apply(changes, parallelism=parallelism, progress=progress))
+                except SyncctlError as exc:
+                    run.fail(exc)
+                    raise
+            run.finish_apply()
         return RunResult(tuple(reports))
-
-    # -- internals -------------------------------------------------------------------------
-
-    def _target(self, run: _PolicyRun) -> Target:
-        if run.target is None:
-            run.target = self._target_factory(run.policy)
-        return run.target
-
-    def _source_reader(self) -> SourceReader:
-        if self._read_source is None:
-            from syncctl.source import read_source
-
-            self._read_source = read_source
-        return self._read_source
-
-    def _record(
-        self, run: _PolicyRun, outcome: str, counts: Mapping[str, int], error: str | None
-    ) -> None:
-        last = LastRun(
-            operation=self._operation,
-            started_at=iso(self._started),
-            finished_at=iso(self._clock()),
-            outcome=outcome,
-            counts=dict(counts),
-            error=error,
-        )
-        run.state = run.state.with_last_run(last)
-        save_state(run.policy.state.path, run.state)
-
-    def close(self) -> None:
-        for run in self._runs.values():
-            if run.target is not None:
-                run.target.close()
-                run.target = None
-
-
-def _managed_on_target(snapshot: TargetSnapshot, owner: str) -> frozenset[str]:
-    return frozenset(
-        o.external_id
-        for o in (*snapshot.users, *snapshot.groups)
-        if o.managed_by == owner and o.external_id is not None
-    )
 
 
 @contextmanager
@@ -213,7 +324,7 @@ def open_session(
     operation: str,
     lock_timeout: float = 0.0,
     clock: Clock = utc_now,
-    target_factory: Callable[[Policy], Target] = open_target,
+    target_factory: TargetFactory = open_target,
     read_source: SourceReader | None = None,
 ) -> Iterator[Session]:
     """Lock every policy (in name order, so two runs cannot deadlock), load its state, and
@@ -221,24 +332,17 @@ def open_session(
     with ExitStack() as stack:
         runs = []
         for policy in sorted(policies, key=lambda p: p.name):
-            lock = acquire(
-                policy.state.path,
-                policy=policy.name,
+            run = PolicyRun(
+                policy,
                 operation=operation,
-                timeout=lock_timeout,
                 clock=clock,
+                target_factory=target_factory,
+                read_source=read_source,
             )
-            stack.callback(lock.release)
-            runs.append(_PolicyRun(policy, lock, load_state(policy.state.path, policy.name)))
-        session = Session(
-            runs,
-            operation=operation,
-            clock=clock,
-            target_factory=target_factory,
-            read_source=read_source,
-        )
-        stack.callback(session.close)
-        yield session
+            stack.callback(run.close)
+            run.open(lock_timeout=lock_timeout)
+            runs.append(run)
+        yield Session(runs, clock=clock)
 
 
 def make_plan(policies: Sequence[Policy], *, lock_timeout: float = 0.0) -> Plan:
@@ -249,49 +353,72 @@ def make_plan(policies: Sequence[Policy], *, lock_timeout: float = 0.0) -> Plan:
         return plan
 
 
-def check_refusals(plan: Plan | Mapping[str, Any], *, allow_mass_delete: bool) -> None:
-    """Raise SafetyError when a safety check refused the plan and the user did not override."""
-    if allow_mass_delete:
-        return
-    refusals = (
-        [(p.name, p.refused.message) for p in plan.policies if p.refused is not None]
-        if isinstance(plan, Plan)
-        else [
-            (str(p["name"]), str(p["refused"].get("message") or p["refused"].get("check")))
-            for p in plan.get("policies", [])
-            if p.get("refused")
-        ]
-    )
-    if refusals:
-        details = "; ".join(f'policy "{name}": {message}' for name, message in refusals)
-        raise SafetyError(f"Plan refused by a safety check: {details} (--allow-mass-delete)")
+# -- saved plans -------------------------------------------------------------------------------
 
 
-def saved_policies(saved: Mapping[str, Any], policies: Sequence[Policy]) -> list[Policy]:
-    """The policies a saved plan was made of, refusing it when any policy file changed."""
-    by_name = {p.name: p for p in policies}
-    chosen = []
-    for saved_policy in saved.get("policies", []):
-        name = str(saved_policy.get("name"))
-        policy = by_name.get(name)
+def check_saved_policy(saved_policy: Mapping[str, Any], policy: Policy) -> None:
+    """Refuse a saved plan's policy entry when the policy file changed since planning."""
+    if saved_policy.get("policy_sha256") != policy.sha256:
+        raise StalePlanError(
+            f"Saved plan is stale: policy file {policy.path} changed since the plan was "
+            "made; run plan again"
+        )
+
+
+def saved_policy(
+    entry: Mapping[str, Any],
+    *,
+    given: Mapping[str, Policy] | None = None,
+    plan_file: Path | None = None,
+) -> Policy:
+    """The policy of one entry of a saved plan: from ``given`` (policies passed after the
+    plan file: they win) or else where the plan recorded its file, relative to ``plan_file``
+    first, then absolute. Stale (StalePlanError) when the policy file changed since."""
+    name = str(entry.get("name"))
+    if given is not None:
+        policy = given.get(name)
         if policy is None:
-            known = ", ".join(sorted(by_name)) or "none"
+            known = ", ".join(sorted(given)) or "none"
             raise SyncctlError(
                 f'the saved plan is for policy "{name}", which is not among the policies '
                 f"given (found: {known}); pass its policy file or directory after the plan"
             )
-        if saved_policy.get("policy_sha256") != policy.sha256:
-            raise StalePlanError(
-                f"Saved plan is stale: policy file {policy.path} changed since the plan was "
-                "made; run plan again"
-            )
-        chosen.append(policy)
-    return chosen
+    else:
+        policy = _recorded_policy(entry, name, plan_file)
+    check_saved_policy(entry, policy)
+    return policy
 
 
-def select_saved(saved: Mapping[str, Any], fresh: Plan) -> SavedSelection:
-    """The saved plan's changes, taken from ``fresh`` (which holds the real redacted and
-    deferred values), after checking that each is still exactly what a fresh plan would do.
+def _recorded_policy(entry: Mapping[str, Any], name: str, plan_file: Path | None) -> Policy:
+    from syncctl.policy import load_policies
+
+    recorded = entry.get("policy_file") or {}
+    base = Path(os.path.abspath(plan_file if plan_file is not None else ".")).parent
+    candidates = [
+        base / str(recorded["relative"]) if recorded.get("relative") else None,
+        Path(str(recorded["absolute"])) if recorded.get("absolute") else None,
+    ]
+    for candidate in candidates:
+        if candidate is not None and candidate.is_file():
+            for policy in load_policies([candidate]):
+                if policy.name == name:
+                    return policy
+    tried = ", ".join(str(c) for c in candidates if c is not None) or "no path recorded"
+    raise SyncctlError(
+        f'cannot find the policy file of policy "{name}" in this saved plan (tried {tried}); '
+        "pass its policy file or directory after the plan file"
+    )
+
+
+def saved_policies(saved: Mapping[str, Any], policies: Sequence[Policy]) -> list[Policy]:
+    """The policies a saved plan was made of (all or nothing; the CLI goes policy by policy)."""
+    given = {p.name: p for p in policies}
+    return [saved_policy(entry, given=given) for entry in saved.get("policies", [])]
+
+
+def select_saved_changes(saved_policy: Mapping[str, Any], fresh: PolicyPlan) -> tuple[Change, ...]:
+    """A saved policy entry's changes, taken from ``fresh`` (which holds the real redacted
+    and deferred values), after checking that each is still exactly what a fresh plan would do.
 
     Stale (StalePlanError, exit 3) when any saved change is gone or differs from the fresh
     plan's change at the same address (action, attributes, before values, target version):
@@ -300,23 +427,17 @@ def select_saved(saved: Mapping[str, Any], fresh: Plan) -> SavedSelection:
     """
     from syncctl.plan.planfile import dumps_dict, plan_to_dict
 
-    fresh_dict = json.loads(dumps_dict(plan_to_dict(fresh)))
-    fresh_changes = {
-        str(p["name"]): _by_address(p.get("changes", [])) for p in fresh_dict["policies"]
-    }
-    fresh_objects = {p.name: {c.address: c for c in p.changes} for p in fresh.policies}
-    selected: dict[str, tuple[Change, ...]] = {}
+    as_filed = Plan(policies=(fresh,), syncctl_version=__version__, created_at="")
+    (fresh_dict,) = json.loads(dumps_dict(plan_to_dict(as_filed)))["policies"]
+    now_changes = _by_address(fresh_dict.get("changes", []))
+    fresh_objects = {c.address: c for c in fresh.changes}
+    chosen: list[Change] = []
     stale: list[str] = []
-    for saved_policy in saved.get("policies", []):
-        name = str(saved_policy["name"])
-        now_changes = fresh_changes.get(name, {})
-        chosen = []
-        for address, change in _by_address(saved_policy.get("changes", [])).items():
-            if now_changes.get(address) != change:
-                stale.append(address)
-            else:
-                chosen.append(fresh_objects[name][address])
-        selected[name] = tuple(chosen)
+    for address, change in _by_address(saved_policy.get("changes", [])).items():
+        if now_changes.get(address) != change:
+            stale.append(address)
+        else:
+            chosen.append(fresh_objects[address])
     if stale:
         shown = ", ".join(stale[:STALE_LIST_LIMIT])
         more = f" and {len(stale) - STALE_LIST_LIMIT} more" if len(stale) > STALE_LIST_LIMIT else ""
@@ -324,7 +445,41 @@ def select_saved(saved: Mapping[str, Any], fresh: Plan) -> SavedSelection:
             f"Saved plan is stale: {len(stale)} planned change(s) no longer match the source "
             f"or target ({shown}{more}); run plan again"
         )
+    return tuple(chosen)
+
+
+def select_saved(saved: Mapping[str, Any], fresh: Plan) -> SavedSelection:
+    """``select_saved_changes`` for every policy of a saved plan."""
+    fresh_by_name = {p.name: p for p in fresh.policies}
+    selected: dict[str, tuple[Change, ...]] = {}
+    for saved_policy in saved.get("policies", []):
+        name = str(saved_policy["name"])
+        plan = fresh_by_name.get(name)
+        if plan is None:
+            raise StalePlanError(f'Saved plan is stale: policy "{name}" was not planned again')
+        selected[name] = select_saved_changes(saved_policy, plan)
     return SavedSelection(selected)
+
+
+def selection_refusal(
+    policy: Policy, fresh: PolicyPlan, changes: Sequence[Change]
+) -> Refusal | None:
+    """The safety checks, evaluated on exactly what is about to be applied (a subset of the
+    live re-plan ``fresh``). A saved plan's own ``refused`` field is never trusted: an edited
+    file must not switch a check off."""
+    from syncctl.plan.safety import evaluate
+
+    return evaluate(policy, fresh, changes)
+
+
+def check_refusals(plan: Plan, *, allow_mass_delete: bool) -> None:
+    """Raise SafetyError when a safety check refused the plan and the user did not override."""
+    if allow_mass_delete:
+        return
+    refusals = [(p.name, p.refused.message) for p in plan.policies if p.refused is not None]
+    if refusals:
+        details = "; ".join(f'policy "{name}": {message}' for name, message in refusals)
+        raise SafetyError(f"Plan refused by a safety check: {details} (--allow-mass-delete)")
 
 
 def _by_address(changes: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
-from syncctl.errors import TargetError
+from syncctl.errors import SyncctlError, TargetError
 from syncctl.plan.model import Action, Change, ChangeKind
 from syncctl.plan.values import is_deferred
 from syncctl.targets.base import Outcome, OutcomeStatus, Target
@@ -69,6 +69,9 @@ class Journal(Protocol):
 
 
 ProgressFn = Callable[[int, int], None]  # (changes done, total)
+# Asked before each batch is started: a reason to stop (SIGTERM, the run's deadline) or None.
+# Batches already written are journalled; the rest are reported as not attempted.
+StopFn = Callable[[], str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +122,7 @@ def apply_changes(
     clock: Callable[[], datetime],
     parallelism: int = DEFAULT_PARALLELISM,
     progress: ProgressFn | None = None,
+    should_stop: StopFn | None = None,
 ) -> ApplyReport:
     caps = target.capabilities()
     batch_size = max(1, caps.max_batch)
@@ -151,6 +155,9 @@ def apply_changes(
             phase_results: list[ChangeResult] = []
 
             def run(batch: list[Change]) -> list[ChangeResult]:
+                stop = should_stop() if should_stop is not None else None
+                if stop is not None:
+                    raise _Stopped(stop)
                 prepared = [resolve_deferred(c) for c in batch]
                 outcomes = target.apply(prepared, owner)
                 if len(outcomes) != len(batch):
@@ -164,7 +171,10 @@ def apply_changes(
                 for batch, future in zip(batches, futures, strict=True):
                     try:
                         done = future.result()
-                    except TargetError as exc:
+                    except _Stopped as stop:
+                        aborted = aborted or stop.reason
+                        done = _not_attempted(batch, aborted)
+                    except SyncctlError as exc:  # the target, or the run's deadline
                         aborted = aborted or str(exc)
                         done = _not_attempted(batch, aborted)
                     phase_results.extend(done)
@@ -177,6 +187,14 @@ def apply_changes(
                 journal.applied([(r.change, r.outcome) for r in phase_results], clock())
             results.extend(phase_results)
     return ApplyReport(policy=owner, results=tuple(results), aborted=aborted)
+
+
+class _Stopped(Exception):
+    """Internal: a batch was not started because the run is stopping."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _not_attempted(changes: Sequence[Change], why: str) -> list[ChangeResult]:

@@ -30,11 +30,14 @@ class StateJournal:
         disabled: list[str] = []
         enabled: list[str] = []
         deleted: list[str] = []
+        synced: dict[str, str] = {}
         for change, outcome in results:
             if outcome.status not in _DONE or change.source_id is None:
                 continue
             if change.kind is ChangeKind.MEMBERSHIP:
                 continue
+            if change.synced is not None:
+                synced[change.source_id] = change.synced
             if change.action is Action.DISABLE:
                 disabled.append(change.source_id)
             elif change.action in (Action.ENABLE, Action.CREATE, Action.ADOPT):
@@ -42,7 +45,10 @@ class StateJournal:
             elif change.action is Action.DELETE:
                 deleted.append(change.source_id)
         new = (
-            self.state.with_disabled(disabled, when).with_enabled(enabled).without_managed(deleted)
+            self.state.with_disabled(disabled, when)
+            .with_enabled(enabled)
+            .with_synced(synced)
+            .without_managed(deleted)
         )
         if new != self.state:
             self.state = new

@@ -7,6 +7,8 @@ It holds only identifiers, timestamps and counts, never a secret or an attribute
 - ``disabled_at``: when syncctl disabled each object (drives ``deletion.delete_after``).
 - ``last_run``: when, which operation, outcome, counts, error (``syncctl status``);
   ``last_apply``: the same for the latest apply, which a later plan does not hide.
+- ``synced``: per managed object, a short digest of the values syncctl last wrote, so a plan
+  can tell an edit made on the target (drift) from a change in Entra. A digest, not the values.
 - ``delta_links``: reserved for the Graph reader (incremental reads).
 
 Writes are atomic (temp file in the same directory, fsync, rename, fsync of the directory),
@@ -37,9 +39,10 @@ class LastRun:
     operation: str  # "plan" | "apply"
     started_at: str  # ISO 8601 UTC
     finished_at: str
-    outcome: str  # "success" | "no_changes" | "failed" | "refused" | "error"
+    outcome: str  # a syncctl.outcomes.Outcome value
     counts: Mapping[str, int] = field(default_factory=dict)
     error: str | None = None  # one line, never a secret
+    errors: int = 0  # objects that could not be planned, plus changes that failed
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +52,7 @@ class LastRun:
             "outcome": self.outcome,
             "counts": {k: self.counts[k] for k in sorted(self.counts)},
             "error": self.error,
+            "errors": self.errors,
         }
 
     @classmethod
@@ -60,6 +64,7 @@ class LastRun:
             outcome=str(data["outcome"]),
             counts={str(k): int(v) for k, v in dict(data.get("counts") or {}).items()},
             error=None if data.get("error") is None else str(data["error"]),
+            errors=int(data.get("errors") or 0),
         )
 
 
@@ -71,6 +76,7 @@ class State:
     last_run: LastRun | None = None
     last_apply: LastRun | None = None
     delta_links: Mapping[str, str] = field(default_factory=dict)
+    synced: Mapping[str, str] = field(default_factory=dict)  # Entra id -> Change.synced
 
     def with_managed(self, ids: Iterable[str]) -> State:
         return replace(self, managed=self.managed | frozenset(ids))
@@ -81,7 +87,13 @@ class State:
             self,
             managed=self.managed - gone,
             disabled_at={k: v for k, v in self.disabled_at.items() if k not in gone},
+            synced={k: v for k, v in self.synced.items() if k not in gone},
         )
+
+    def with_synced(self, digests: Mapping[str, str]) -> State:
+        if all(self.synced.get(k) == v for k, v in digests.items()):
+            return self
+        return replace(self, synced={**self.synced, **digests})
 
     def with_disabled(self, ids: Iterable[str], when: datetime) -> State:
         merged = dict(self.disabled_at)
@@ -109,6 +121,7 @@ class State:
             "last_run": None if self.last_run is None else self.last_run.to_dict(),
             "last_apply": None if self.last_apply is None else self.last_apply.to_dict(),
             "delta_links": {k: self.delta_links[k] for k in sorted(self.delta_links)},
+            "synced": {k: self.synced[k] for k in sorted(self.synced)},
         }
 
     @classmethod
@@ -134,6 +147,7 @@ class State:
                 delta_links={
                     str(k): str(v) for k, v in dict(data.get("delta_links") or {}).items()
                 },
+                synced={str(k): str(v) for k, v in dict(data.get("synced") or {}).items()},
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise StateError(f"{where}: malformed state file ({exc})") from None

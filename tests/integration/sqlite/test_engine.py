@@ -34,7 +34,7 @@ def test_a_failed_source_read_aborts_and_is_recorded(policy: Policy) -> None:
         session.plan()
     state = load_state(policy.state.path, policy.name)
     assert state.last_run is not None
-    assert state.last_run.outcome == "error"
+    assert state.last_run.outcome == "failed"
     assert state.last_run.error == "tenant.json: /users/3: 'id' is a required property"
     assert not lock_path_for(policy.state.path).exists()
     assert not policy.target.path.exists() or _users(policy) == 0  # type: ignore[union-attr]

@@ -70,6 +70,6 @@ def test_schema_is_a_valid_draft_2020_12_editor_schema() -> None:
 
 
 def test_every_example_policy_names_the_schema_for_editors() -> None:
-    for path in sorted((ROOT / "policies").glob("*.yaml")):
+    for path in sorted([*(ROOT / "policies").glob("*.yaml"), *(ROOT / "examples").glob("*.yaml")]):
         first = path.read_text(encoding="utf-8").splitlines()[0]
         assert first == "# yaml-language-server: $schema=../schemas/policy.schema.json", path.name

@@ -22,15 +22,17 @@ from syncctl.policy.model import (
 ROOT = Path(__file__).resolve().parents[3]
 
 
+def copy_examples(tmp_path: Path) -> list[Path]:
+    """Copies of policies/ (what runs offline) and examples/ (real tenants)."""
+    copies = [tmp_path / "policies", tmp_path / "examples"]
+    for copy in copies:
+        shutil.copytree(ROOT / copy.name, copy)
+    return copies
+
+
 @pytest.fixture
 def examples(tmp_path: Path) -> list[Policy]:
-    copy = tmp_path / "policies"
-    shutil.copytree(ROOT / "policies", copy)
-    snapshot = copy / "snapshots" / "demo.json"
-    if not snapshot.exists():  # written by the snapshot work; validate only needs it to exist
-        snapshot.parent.mkdir(parents=True, exist_ok=True)
-        snapshot.write_text("{}")
-    result = check_policies([copy])
+    result = check_policies(copy_examples(tmp_path))
     assert result.errors == [], [str(d) for d in result.errors]
     # The only warning allowed is the plugin example naming a plugin that is not installed.
     assert [(Path(d.location.file).name, d.severity) for d in result.diagnostics] == [
@@ -40,10 +42,18 @@ def examples(tmp_path: Path) -> list[Policy]:
 
 
 def test_every_example_validates_with_a_unique_name(examples: list[Policy]) -> None:
-    files = sorted(p.name for p in (ROOT / "policies").glob("*.yaml"))
+    files = sorted(p.name for d in ("policies", "examples") for p in (ROOT / d).glob("*.yaml"))
 
     assert len(examples) == len(files) >= 9
     assert len({policy.name for policy in examples}) == len(examples)
+
+
+def test_the_default_directory_holds_only_what_runs_offline() -> None:
+    """`syncctl plan` with no arguments reads policies/: nothing there may sign in anywhere."""
+    (result,) = [check_policies([ROOT / "policies"])]
+    assert result.errors == []
+    assert [loaded.policy.name for loaded in result.policies] == ["demo"]
+    assert all(loaded.policy.tenant.credential is None for loaded in result.policies)
 
 
 def test_demo_is_offline_sqlite_with_the_promised_shape(examples: list[Policy]) -> None:
@@ -88,11 +98,9 @@ def test_validation_needs_no_network_and_no_secrets(
 
     monkeypatch.setattr(socket, "socket", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    shutil.copytree(ROOT / "policies", tmp_path / "policies")
-    (tmp_path / "policies" / "snapshots").mkdir(exist_ok=True)
-    (tmp_path / "policies" / "snapshots" / "demo.json").touch()
+    copies = copy_examples(tmp_path)
 
-    result = check_policies([tmp_path / "policies"])
+    result = check_policies(copies)
 
     assert result.errors == []
-    assert not (tmp_path / "policies" / "secrets").exists()  # secret files are never needed
+    assert not any((copy / "secrets").exists() for copy in copies)  # never needed

@@ -17,9 +17,12 @@ GOLDEN = Path(__file__).parent / "golden"
 
 @pytest.fixture
 def examples(tmp_path: Path) -> Path:
-    """A copy of policies/ (the demo snapshot replaced by a placeholder if it is absent)."""
+    """A copy of policies/ with examples/ beside the demo (its snapshot replaced by a
+    placeholder if it is absent)."""
     copy = tmp_path / "policies"
     shutil.copytree(ROOT / "policies", copy)
+    for example in (ROOT / "examples").glob("*.yaml"):
+        shutil.copy(example, copy / example.name)
     snapshot = copy / "snapshots" / "demo.json"
     if not snapshot.exists():
         snapshot.parent.mkdir(parents=True, exist_ok=True)

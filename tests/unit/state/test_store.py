@@ -82,9 +82,13 @@ def test_corrupt_state_is_an_error_not_an_empty_state(
 
 
 def test_state_never_holds_attribute_values_or_secrets(tmp_path: Path) -> None:
+    from syncctl.plan.diff import synced_digest
+
     path = tmp_path / "s.json"
-    save_state(path, State("p", frozenset({"id-1"})))
-    assert set(json.loads(path.read_text())) == {
+    digest = synced_digest({"displayName": "Alice Adams", "title": "CFO"})
+    save_state(path, State("p", frozenset({"id-1"}), synced={"id-1": digest}))
+    saved = json.loads(path.read_text())
+    assert set(saved) == {
         "format_version",
         "policy",
         "managed",
@@ -92,7 +96,10 @@ def test_state_never_holds_attribute_values_or_secrets(tmp_path: Path) -> None:
         "last_run",
         "last_apply",
         "delta_links",
+        "synced",  # digests of what syncctl wrote (drift detection), never the values
     }
+    assert "Alice" not in path.read_text() and "CFO" not in path.read_text()
+    assert load_state(path, "p").synced == {"id-1": digest}
 
 
 def test_atomic_write_leaves_old_file_when_interrupted(

@@ -1,0 +1,292 @@
+"""``syncctl apply``: plan and apply every policy, each its own unit of work.
+
+With a saved plan file, apply exactly that plan, policy by policy: each is re-planned under
+its lock, its saved changes must still be what a fresh plan would do (else it is stale), and
+the safety checks run on exactly the changes about to be applied.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from syncctl.cli.common import format_option, load
+from syncctl.cli.options import PolicyProgress, echo_block, render, run_options, use_color
+from syncctl.cli.plan import debug_traces, planned, read_plan_file, report_failures
+from syncctl.engine import PolicyRun, utc_now
+from syncctl.errors import EXIT_REFUSED, SyncctlError
+from syncctl.outcomes import Outcome, PolicyResult, exit_code, refusal_text, summary_row
+from syncctl.plan.model import Change
+from syncctl.policy.model import Policy
+
+PROMPT = "Apply these changes? Only 'yes' is accepted:"
+
+_PAST = {
+    "create": "created",
+    "update": "updated",
+    "disable": "disabled",
+    "enable": "enabled",
+    "delete": "deleted",
+    "adopt": "adopted",
+    "add": "added",
+    "remove": "removed",
+}
+
+
+def _is_plan_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() not in (".yaml", ".yml")
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
+@click.option(
+    "--allow-mass-delete",
+    is_flag=True,
+    help="Apply even when the plan exceeds max_deletes / max_disables.",
+)
+@click.option(
+    "--parallelism",
+    type=click.IntRange(min=1, max=64),
+    default=8,
+    show_default=True,
+    help="Batches written at once, for targets that allow it.",
+)
+@format_option("text", "json")
+@run_options
+@click.pass_context
+def apply(
+    ctx: click.Context,
+    *,
+    paths: tuple[Path, ...],
+    auto_approve: bool,
+    allow_mass_delete: bool,
+    parallelism: int,
+    output_format: str,
+    no_color: bool,
+    lock_timeout: float,
+    concurrency: int,
+    timeout: float,
+) -> None:
+    """Make the targets match the policies.
+
+    With a saved plan file (from plan -o) as the first PATH, apply exactly that plan after
+    checking it is not stale; its policies are found where the plan recorded them, or in the
+    remaining PATHS when given. Otherwise plan PATHS (default policies/), show the plan and
+    ask for confirmation. Every valid change is applied; exit 1 when any policy failed or any
+    object or change had an error, 3 when a policy was refused.
+    """
+    from syncctl import deadline
+    from syncctl.batch import open_batch
+
+    deadline.set_deadline(timeout)
+    color = use_color(no_color)
+    saved: dict[str, Any] | None = None
+    early: list[PolicyResult] = []
+    if paths and _is_plan_file(paths[0]):
+        saved = read_plan_file(paths[0])
+        early, policies = _saved_policies(saved, paths[0], paths[1:])
+    else:
+        policies = load(paths)
+    runs = [PolicyRun(p, operation="apply") for p in policies]
+    progress = PolicyProgress(len(runs), concurrency)
+    now = utc_now()
+    selected: dict[str, tuple[Change, ...]] = {}
+
+    def plan_one(run: PolicyRun) -> None:
+        run.open(lock_timeout=lock_timeout)
+        run.make_plan(now=now, progress=progress.reading)
+        assert run.plan is not None
+        progress.done(run.name, "planned")
+        if saved is None:
+            selected[run.name] = run.plan.changes
+            refusal = run.plan.refused
+        else:
+            from syncctl.engine import select_saved_changes, selection_refusal
+
+            entry = _entry(saved, run.name)
+            selected[run.name] = select_saved_changes(entry, run.plan)
+            refusal = selection_refusal(run.policy, run.plan, selected[run.name])
+        if refusal is not None and not allow_mass_delete:
+            run.finish(Outcome.REFUSED, refusal_text(refusal.message))
+        elif not selected[run.name]:
+            run.finish_apply()
+
+    try:
+        with open_batch(runs, concurrency=concurrency) as batch:
+            batch.step(plan_one)
+            progress.close()
+            if saved is None and output_format == "text":
+                echo_block(render(_document(batch.runs, now), "text", color))
+            if batch.active and saved is None and not auto_approve:
+                _confirm()
+
+            def apply_one(run: PolicyRun) -> None:
+                run.apply(
+                    selected[run.name],
+                    parallelism=parallelism,
+                    progress=_apply_progress(len(runs)),
+                    should_stop=batch.should_stop,
+                )
+                if batch.stopping.is_set():
+                    run.finish(Outcome.INTERRUPTED, batch.stop_reason)
+                else:
+                    run.finish_apply()
+
+            batch.step(apply_one, writes=True)
+    finally:
+        progress.close()
+    results = sorted([*batch.results(), *early], key=lambda r: r.policy)
+    debug_traces(ctx, batch.traces)
+    if output_format == "json":
+        click.echo(json.dumps(_result_document(results, now), indent=2, sort_keys=True))
+    else:
+        _print_outcomes(results, color)
+    report_failures(results)
+    if len(results) > 1 and output_format == "text":
+        from syncctl.render import summary
+
+        echo_block("\n" + summary.text([summary_row(r) for r in results]))
+    ctx.exit(exit_code(results))
+
+
+def _document(runs: Sequence[PolicyRun], now: Any) -> dict[str, Any]:
+    from syncctl.plan.planfile import plan_to_dict
+
+    results = [
+        PolicyResult(r.name, r.result.outcome if r.result else Outcome.CHANGES_PENDING, plan=r.plan)
+        for r in runs
+        if r.plan is not None
+    ]
+    return plan_to_dict(planned(results, now))
+
+
+def _entry(saved: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    for entry in saved.get("policies", []):
+        if entry.get("name") == name:
+            return dict(entry)
+    raise SyncctlError(f'the saved plan has no policy "{name}"')
+
+
+def _saved_policies(
+    saved: Mapping[str, Any], plan_file: Path, paths: Sequence[Path]
+) -> tuple[list[PolicyResult], list[Policy]]:
+    """The policies a saved plan names. One that cannot be found, or whose file changed,
+    ends right here (failed or refused); the others go on."""
+    from syncctl.engine import saved_policy
+
+    given = {p.name: p for p in load(paths)} if paths else None
+    ended: list[PolicyResult] = []
+    chosen: list[Policy] = []
+    for entry in saved.get("policies", []):
+        name = str(entry.get("name"))
+        try:
+            chosen.append(saved_policy(entry, given=given, plan_file=plan_file))
+        except SyncctlError as exc:
+            outcome = Outcome.REFUSED if exc.exit_code == EXIT_REFUSED else Outcome.FAILED
+            ended.append(PolicyResult(name, outcome, error=str(exc).replace("\n", "; ")))
+    return ended, chosen
+
+
+def _confirm() -> None:
+    if not sys.stdin.isatty():
+        raise SyncctlError(
+            "refusing to ask for confirmation without a terminal: review the plan and re-run "
+            "with --auto-approve, or save it with plan -o FILE and apply that file"
+        )
+    answer = click.prompt(PROMPT, default="", show_default=False, prompt_suffix=" ", err=True)
+    if answer.strip() != "yes":
+        raise SyncctlError("Apply cancelled: only 'yes' is accepted")
+
+
+def _apply_progress(policies: int) -> Callable[[int, int], None] | None:
+    if not sys.stderr.isatty() or policies > 1:
+        return None
+
+    def show(done: int, total: int) -> None:
+        end = "\n" if done >= total else ""
+        sys.stderr.write(f"\rapplying: {done}/{total} changes{end}")
+        sys.stderr.flush()
+
+    return show
+
+
+def _print_outcomes(results: Sequence[PolicyResult], color: bool) -> None:
+    from syncctl.targets.base import OutcomeStatus
+
+    paint: dict[OutcomeStatus, str] = {
+        OutcomeStatus.APPLIED: "\x1b[32m",
+        OutcomeStatus.UNCHANGED: "",
+        OutcomeStatus.FAILED: "\x1b[31m",
+        OutcomeStatus.STALE: "\x1b[31m",
+    }
+    totals = {s.value: 0 for s in OutcomeStatus}
+    for result in results:
+        if result.report is None:
+            continue
+        for item in result.report.results:
+            status = item.outcome.status
+            totals[status.value] += 1
+            action = item.change.action.value
+            if status is OutcomeStatus.APPLIED:
+                word = _PAST[action]
+            elif status is OutcomeStatus.UNCHANGED:
+                word = f"already {_PAST[action]}"
+            else:
+                word = f"{status.value} ({action}): {item.outcome.message or 'no detail'}"
+            line = f"{result.policy}: {item.change.address}: {word}"
+            if color and paint[status]:
+                line = f"{paint[status]}{line}\x1b[0m"
+            click.echo(line)
+    if not any(r.report is not None and r.report.results for r in results):
+        click.echo("Nothing to apply.")
+        return
+    click.echo(
+        f"\nApply complete: {totals['applied']} applied, {totals['unchanged']} already in "
+        f"place, {totals['failed']} failed, {totals['stale']} stale."
+    )
+
+
+def _result_document(results: Sequence[PolicyResult], now: Any) -> dict[str, Any]:
+    from syncctl.state.store import iso
+
+    policies = []
+    totals: dict[str, int] = {}
+    for result in results:
+        report = result.report
+        counts = report.counts if report is not None else {}
+        for status, n in counts.items():
+            totals[status] = totals.get(status, 0) + n
+        policies.append(
+            {
+                **summary_row(result),
+                "name": result.policy,
+                "aborted": None if report is None else report.aborted,
+                "counts": counts,
+                "outcomes": []
+                if report is None
+                else [
+                    {
+                        "address": r.change.address,
+                        "kind": r.change.kind.value,
+                        "action": r.change.action.value,
+                        "status": r.outcome.status.value,
+                        "target_id": r.outcome.target_id,
+                        "message": r.outcome.message,
+                    }
+                    for r in report.results
+                ],
+            }
+        )
+    return {
+        "format_version": "1",
+        "kind": "syncctl-apply",
+        "created_at": iso(now),
+        "policies": policies,
+        "summary": {k: totals[k] for k in sorted(totals)},
+    }

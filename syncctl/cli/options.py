@@ -1,0 +1,127 @@
+"""Options and output helpers shared by ``plan``, ``apply`` and ``show``."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from syncctl.batch import DEFAULT_CONCURRENCY
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+class Duration(click.ParamType[float, Any]):
+    """``30``, ``30s``, ``5m``, ``1h`` (Terraform's -lock-timeout spelling) -> seconds."""
+
+    name = "duration"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        match = _DURATION.match(str(value))
+        if match is None:
+            self.fail(f"{value!r} is not a duration (e.g. 30s, 5m, 1h)", param, ctx)
+        return float(match[1]) * _UNIT_SECONDS[match[2]]
+
+
+def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--lock-timeout, --concurrency, --timeout and --no-color: how a plan or apply runs."""
+    for option in reversed(
+        (
+            click.option(
+                "--lock-timeout",
+                type=Duration(),
+                default="0s",
+                show_default=True,
+                help="How long to wait for another run of the same policy to finish "
+                "(e.g. 30s, 5m).",
+            ),
+            click.option(
+                "--concurrency",
+                type=click.IntRange(min=1, max=256),
+                default=DEFAULT_CONCURRENCY,
+                show_default=True,
+                envvar="SYNCCTL_CONCURRENCY",
+                help="Policies planned and applied at once (also SYNCCTL_CONCURRENCY).",
+            ),
+            click.option(
+                "--timeout",
+                type=Duration(),
+                default="30m",
+                show_default=True,
+                help="Overall deadline of the run: requests still waiting then fail.",
+            ),
+            no_color_option,
+        )
+    ):
+        func = option(func)
+    return func
+
+
+def no_color_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--no-color", is_flag=True, help="Never colour the output.")(func)
+
+
+def use_color(no_color: bool) -> bool:
+    return not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
+
+
+def render(document: dict[str, Any], output_format: str, color: bool) -> str:
+    if output_format == "json":
+        from syncctl.render import json as render_json
+
+        return render_json.render(document)
+    if output_format == "markdown":
+        from syncctl.render import markdown as render_markdown
+
+        return render_markdown.render(document)
+    from syncctl.render import text as render_text
+
+    return render_text.render(document, color=color)
+
+
+def echo_block(text: str, *, err: bool = False) -> None:
+    click.echo(text, nl=not text.endswith("\n"), err=err)
+
+
+class PolicyProgress:
+    """Progress on a terminal (stderr): the reading line of a single policy, or one line per
+    policy as it finishes when several run at once (interleaved lines would be unreadable)."""
+
+    def __init__(self, policies: int, concurrency: int) -> None:
+        from syncctl.source.progress import TerminalProgress, terminal_progress
+
+        self._terminal = sys.stderr.isatty()
+        self._single: TerminalProgress | None = None
+        if policies == 1 or concurrency == 1:
+            self._single = terminal_progress()
+        self._lock = threading.Lock()
+
+    @property
+    def reading(self) -> Any:
+        """The Progress callable for source reads (None: no progress)."""
+        return self._single
+
+    def done(self, policy: str, what: str) -> None:
+        if self._single is not None:
+            with self._lock:
+                self._single.finish()
+            return
+        if self._terminal:
+            with self._lock:
+                click.echo(f"{policy}: {what}", err=True)
+
+    def close(self) -> None:
+        if self._single is not None:
+            self._single.finish()

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from syncctl.plan.diff import synced_digest
 from syncctl.plan.model import Action, Change, ChangeKind
 from syncctl.state.store import State, save_state
 from syncctl.targets.base import Outcome, OutcomeStatus
@@ -37,7 +38,7 @@ class StateJournal:
             if change.kind is ChangeKind.MEMBERSHIP:
                 continue
             if change.synced is not None:
-                synced[change.source_id] = change.synced
+                synced[change.source_id] = synced_digest(change.synced)
             if change.action is Action.DISABLE:
                 disabled.append(change.source_id)
             elif change.action in (Action.ENABLE, Action.CREATE, Action.ADOPT):

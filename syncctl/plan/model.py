@@ -10,6 +10,7 @@ and the plan file show them as ``"(redacted)"``. Values that only exist at apply
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -77,10 +78,11 @@ class Change:
     version: str | None = None  # target version read at plan time (stale checks, If-Match)
     group: str | None = None  # membership: Entra id of the group
     user: str | None = None  # membership: Entra id of the user
-    # Users and groups: ``synced_digest`` of the compared values the object holds once this
-    # change is applied; the state keeps it so the next plan can tell target drift from an
-    # Entra change (``plan_policy(synced=...)``). Not part of the plan document.
-    synced: str | None = None
+    # Users and groups: the compared values the object holds once this change is applied.
+    # The journal keeps their ``synced_digest`` in the state, so the next plan can tell target
+    # drift from an Entra change (``plan_policy(synced=...)``). Hashed only for changes that
+    # are applied, not for every plan. Not part of the plan document, nor of equality.
+    synced: Mapping[str, Any] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

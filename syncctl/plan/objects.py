@@ -272,7 +272,7 @@ class ObjectPlanner:
                 reason=Reason.ENTERED_SCOPE,
                 source_id=mapped.source_id,
                 attributes=attributes,
-                synced=synced_digest(wanted),
+                synced=wanted,
             )
         )
 
@@ -343,7 +343,7 @@ class ObjectPlanner:
                 target_id=obj.target_id,
                 attributes=attributes,
                 version=obj.version,
-                synced=None if synced is None else synced_digest(synced),
+                synced=synced,
             )
         )
 

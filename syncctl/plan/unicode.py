@@ -35,7 +35,7 @@ def has_surrogate(text: str) -> bool:
 
 def printable(text: str) -> str:
     """``text`` with every lone surrogate spelled as a ``\\udXXX`` escape (UTF-8 safe)."""
-    if not has_surrogate(text):
+    if text.isascii() or _SURROGATE.search(text) is None:  # called per address: stay cheap
         return text
     return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
@@ -43,6 +43,14 @@ def printable(text: str) -> str:
 def lone_surrogate(attributes: Mapping[str, Any]) -> tuple[str, str] | None:
     """(path, escaped surrogate) of the first value (in path order) holding a lone
     surrogate, looking into lists and objects; None when every string is valid."""
+    # Called for every mapped object: a flat pass over the values (nearly all ASCII strings)
+    # first, the ordered search only when one of them needs a closer look.
+    for value in attributes.values():
+        if value is None or (type(value) is str and value.isascii()):
+            continue
+        break
+    else:
+        return None
     for path in sorted(attributes):
         found = _find(attributes[path])
         if found is not None:

@@ -114,11 +114,14 @@ def test_the_digest_a_change_carries_is_what_the_next_plan_reads_back() -> None:
     """Create -> the row holds what was written -> no drift; edit the row -> drift."""
     created = plan_of(make_policy(), snapshot([ANN]), target_snapshot())
     (create,) = created.changes
-    assert create.synced == synced_digest(WRITTEN)
+    assert create.synced is not None and synced_digest(create.synced) == synced_digest(WRITTEN)
     # An Entra change to the row syncctl wrote is attributed to Entra ...
     moved = source_user("u-ann", "ann@contoso.com", displayName="Ann", department="Sales")
-    assert plan_with(moved, row(), {"u-ann": create.synced}).reason is Reason.ATTRIBUTES_CHANGED
+    assert (
+        plan_with(moved, row(), {"u-ann": synced_digest(create.synced)}).reason
+        is Reason.ATTRIBUTES_CHANGED
+    )
     # ... an edit of that row to the target.
-    edited = plan_with(ANN, row(department="X"), {"u-ann": create.synced})
+    edited = plan_with(ANN, row(department="X"), {"u-ann": synced_digest(create.synced)})
     assert edited.reason is Reason.TARGET_DRIFT
     assert edited.synced == create.synced  # the update writes back what Entra wants

@@ -282,3 +282,38 @@ def test_a_re_digested_plan_is_still_refused_by_the_live_check(tmp_path: Path) -
     allowed = syncctl("apply", "plan.json", "--allow-mass-delete", cwd=tmp_path)
     assert allowed.returncode == 0, allowed.stdout + allowed.stderr
     assert _active(tmp_path / "generated.db") == 8
+
+
+def test_a_saved_plan_of_several_policies_applies_each_on_its_own(three: Path) -> None:
+    cwd = three.parent
+    (three / "beta.yaml").unlink()
+    assert syncctl("plan", "policies", "-o", "plan.json", cwd=cwd).returncode == 0
+    (three / "alpha.yaml").write_text((three / "alpha.yaml").read_text() + "# edited\n")
+    result = syncctl("apply", "plan.json", cwd=cwd)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert result.stderr.startswith("alpha: refused: Saved plan is stale: policy file")
+    assert users(three / "gamma.db") == 7  # the other policy of the plan was applied
+    assert not (three / "alpha.db").exists()
+
+
+def test_timeout_bounds_a_run_whose_tenant_never_answers(tmp_path: Path) -> None:
+    """A sign-in endpoint that accepts the connection and never answers: --timeout ends the
+    run with a clear error instead of waiting out every retry."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        policy = unreachable_policy(tmp_path, "silent")
+        text = policy.read_text()
+        for key in ("authority", "graph"):
+            start = text.index(f"    {key}: ")
+            end = text.index("\n", start)
+            text = text[:start] + f"    {key}: https://127.0.0.1:{port}" + text[end:]
+        policy.write_text(text)
+        result = syncctl(
+            "plan", policy.name, "--timeout", "2s", cwd=tmp_path, UNREACHABLE_SECRET="s3"
+        )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.startswith("silent: error: ")
+    assert "--timeout 2s" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr

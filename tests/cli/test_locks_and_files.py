@@ -11,7 +11,6 @@ import shutil
 import signal
 import stat
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,24 +18,13 @@ import pytest
 
 from syncctl.cli.main import main
 from syncctl.state import lock_path_for
+from tests.cli.binary import run_syncctl
 
 REPO = Path(__file__).resolve().parents[2]
-SYNCCTL = str(Path(sys.executable).with_name("syncctl"))
 
 
 def syncctl(*args: str, cwd: Path, stdin: int | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCCTL_")}
-    env["NO_COLOR"] = "1"
-    return subprocess.run(
-        [SYNCCTL, *args],
-        check=False,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL if stdin is None else stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_syncctl(*args, cwd=cwd, stdin=stdin)
 
 
 @pytest.fixture

@@ -5,32 +5,19 @@ per-policy outcome, status records partial / failed, and saved plans find their 
 from __future__ import annotations
 
 import json
-import os
 import socket
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.cli.binary import run_syncctl
 from tests.integration.sqlite.tenant import make_tenant, write_fixture
-
-SYNCCTL = str(Path(sys.executable).with_name("syncctl"))
 
 
 def syncctl(*args: str | Path, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("SYNCCTL_")}
-    return subprocess.run(
-        [SYNCCTL, *map(str, args)],
-        check=False,
-        cwd=cwd,
-        env={**base, "NO_COLOR": "1", **env},
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_syncctl(*args, cwd=cwd, **env)
 
 
 def users(db: Path) -> int:

@@ -11,34 +11,22 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from syncctl.model import SourceUser
+from tests.cli.binary import SYNCCTL, run_syncctl
 from tests.integration.sqlite.tenant import make_tenant, write_fixture
 
 REPO = Path(__file__).resolve().parents[2]
-SYNCCTL = str(Path(sys.executable).with_name("syncctl"))
 
 
 def syncctl(
     *args: str | Path, cwd: Path, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCCTL_")}
-    env["NO_COLOR"] = "1"
-    return subprocess.run(
-        [SYNCCTL, *map(str, args)],
-        check=False,
-        cwd=cwd,
-        env=env,
-        input=stdin if stdin is not None else "",
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_syncctl(*args, cwd=cwd, stdin=stdin if stdin is not None else "")
 
 
 def rows(db: Path, sql: str) -> list[tuple[object, ...]]:

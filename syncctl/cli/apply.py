@@ -125,6 +125,7 @@ def apply(
                 echo_block(render(_document(batch.runs, now), "text", color))
             if batch.active and saved is None and not auto_approve:
                 _confirm()
+                deadline.set_deadline(timeout)  # the time a person took to answer is not the run's
 
             def apply_one(run: PolicyRun) -> None:
                 run.apply(

@@ -4,37 +4,33 @@
 A ``PolicyRun`` is one policy's unit of work: its lock, state and open target live as long as
 the run, so the plan a person confirms is applied under the same lock it was made under.
 ``syncctl.batch`` runs many of them concurrently, each isolated from the others' failures.
-``Session`` is the simple sequential interface for library users and tests. Library code
+``Session`` is the simple sequential interface for library users and tests; saved plans are
+checked against a fresh plan by ``syncctl.saved``. Library code
 never prints: progress goes to callbacks, results come back as data.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 from syncctl import __version__
 from syncctl.apply import DEFAULT_PARALLELISM, ApplyReport, StateJournal, apply_changes
 from syncctl.apply.applier import ProgressFn, StopFn
-from syncctl.errors import SafetyError, StalePlanError, SyncctlError
+from syncctl.errors import EXIT_REFUSED, SyncctlError
 from syncctl.model import SourceSnapshot, TargetSnapshot
 from syncctl.outcomes import Outcome, PolicyResult, apply_outcome, plan_outcome
-from syncctl.plan.model import Change, Plan, PolicyPlan, Refusal
+from syncctl.plan.model import Change, Plan, PolicyPlan
 from syncctl.policy.model import Policy
 from syncctl.redaction import mask
+from syncctl.saved import SavedSelection
 from syncctl.source.progress import Progress
 from syncctl.state import LastRun, PolicyLock, State, acquire, load_state, save_state
 from syncctl.state.store import iso
 from syncctl.targets.base import Target, open_target
-
-STALE_LIST_LIMIT = 10
 
 Clock = Callable[[], datetime]
 SourceReader = Callable[..., SourceSnapshot]
@@ -69,7 +65,6 @@ class PolicyRun:
         self.plan: PolicyPlan | None = None
         self.report: ApplyReport | None = None
         self.result: PolicyResult | None = None  # set once the run has ended, whatever way
-        self.writing = False  # True while changes are being written to the target
         self._ending = threading.Lock()  # a run ends once, even when a signal races a worker
 
     @property
@@ -119,7 +114,6 @@ class PolicyRun:
     ) -> ApplyReport:
         """Write ``changes`` to the target, journalling ownership and timers in the state."""
         journal = StateJournal(self.policy.state.path, self._state())
-        self.writing = True
         try:
             self.report = apply_changes(
                 changes,
@@ -133,7 +127,6 @@ class PolicyRun:
             )
         finally:
             self.state = journal.state
-            self.writing = False
         return self.report
 
     # -- endings ---------------------------------------------------------------------------
@@ -151,7 +144,7 @@ class PolicyRun:
 
     def fail(self, exc: BaseException) -> PolicyResult:
         """End the run on an error: refused (exit 3 errors) or failed."""
-        refused = isinstance(exc, SyncctlError) and exc.exit_code == SafetyError.exit_code
+        refused = isinstance(exc, SyncctlError) and exc.exit_code == EXIT_REFUSED
         return self.finish(Outcome.REFUSED if refused else Outcome.FAILED, str(exc))
 
     def finish(self, outcome: Outcome, error: str | None) -> PolicyResult:
@@ -239,13 +232,6 @@ def _managed_on_target(snapshot: TargetSnapshot, owner: str) -> frozenset[str]:
 
 
 # -- the sequential library interface --------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SavedSelection:
-    """The changes of a saved plan, taken from the fresh plan (real values), per policy."""
-
-    changes: Mapping[str, tuple[Change, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,136 +337,3 @@ def make_plan(policies: Sequence[Policy], *, lock_timeout: float = 0.0) -> Plan:
         plan = session.plan()
         session.record_plan(plan)
         return plan
-
-
-# -- saved plans -------------------------------------------------------------------------------
-
-
-def check_saved_policy(saved_policy: Mapping[str, Any], policy: Policy) -> None:
-    """Refuse a saved plan's policy entry when the policy file changed since planning."""
-    if saved_policy.get("policy_sha256") != policy.sha256:
-        raise StalePlanError(
-            f"Saved plan is stale: policy file {policy.path} changed since the plan was "
-            "made; run plan again"
-        )
-
-
-def saved_policy(
-    entry: Mapping[str, Any],
-    *,
-    given: Mapping[str, Policy] | None = None,
-    plan_file: Path | None = None,
-) -> Policy:
-    """The policy of one entry of a saved plan: from ``given`` (policies passed after the
-    plan file: they win) or else where the plan recorded its file, relative to ``plan_file``
-    first, then absolute. Stale (StalePlanError) when the policy file changed since."""
-    name = str(entry.get("name"))
-    if given is not None:
-        policy = given.get(name)
-        if policy is None:
-            known = ", ".join(sorted(given)) or "none"
-            raise SyncctlError(
-                f'the saved plan is for policy "{name}", which is not among the policies '
-                f"given (found: {known}); pass its policy file or directory after the plan"
-            )
-    else:
-        policy = _recorded_policy(entry, name, plan_file)
-    check_saved_policy(entry, policy)
-    return policy
-
-
-def _recorded_policy(entry: Mapping[str, Any], name: str, plan_file: Path | None) -> Policy:
-    from syncctl.policy import load_policies
-
-    recorded = entry.get("policy_file") or {}
-    base = Path(os.path.abspath(plan_file if plan_file is not None else ".")).parent
-    candidates = [
-        base / str(recorded["relative"]) if recorded.get("relative") else None,
-        Path(str(recorded["absolute"])) if recorded.get("absolute") else None,
-    ]
-    for candidate in candidates:
-        if candidate is not None and candidate.is_file():
-            for policy in load_policies([candidate]):
-                if policy.name == name:
-                    return policy
-    tried = ", ".join(str(c) for c in candidates if c is not None) or "no path recorded"
-    raise SyncctlError(
-        f'cannot find the policy file of policy "{name}" in this saved plan (tried {tried}); '
-        "pass its policy file or directory after the plan file"
-    )
-
-
-def saved_policies(saved: Mapping[str, Any], policies: Sequence[Policy]) -> list[Policy]:
-    """The policies a saved plan was made of (all or nothing; the CLI goes policy by policy)."""
-    given = {p.name: p for p in policies}
-    return [saved_policy(entry, given=given) for entry in saved.get("policies", [])]
-
-
-def select_saved_changes(saved_policy: Mapping[str, Any], fresh: PolicyPlan) -> tuple[Change, ...]:
-    """A saved policy entry's changes, taken from ``fresh`` (which holds the real redacted
-    and deferred values), after checking that each is still exactly what a fresh plan would do.
-
-    Stale (StalePlanError, exit 3) when any saved change is gone or differs from the fresh
-    plan's change at the same address (action, attributes, before values, target version):
-    the target or the source moved on since planning. Both sides are compared as the plan
-    file spells them, so redacted values compare as "(redacted)".
-    """
-    from syncctl.plan.planfile import dumps_dict, plan_to_dict
-
-    as_filed = Plan(policies=(fresh,), syncctl_version=__version__, created_at="")
-    (fresh_dict,) = json.loads(dumps_dict(plan_to_dict(as_filed)))["policies"]
-    now_changes = _by_address(fresh_dict.get("changes", []))
-    fresh_objects = {c.address: c for c in fresh.changes}
-    chosen: list[Change] = []
-    stale: list[str] = []
-    for address, change in _by_address(saved_policy.get("changes", [])).items():
-        if now_changes.get(address) != change:
-            stale.append(address)
-        else:
-            chosen.append(fresh_objects[address])
-    if stale:
-        shown = ", ".join(stale[:STALE_LIST_LIMIT])
-        more = f" and {len(stale) - STALE_LIST_LIMIT} more" if len(stale) > STALE_LIST_LIMIT else ""
-        raise StalePlanError(
-            f"Saved plan is stale: {len(stale)} planned change(s) no longer match the source "
-            f"or target ({shown}{more}); run plan again"
-        )
-    return tuple(chosen)
-
-
-def select_saved(saved: Mapping[str, Any], fresh: Plan) -> SavedSelection:
-    """``select_saved_changes`` for every policy of a saved plan."""
-    fresh_by_name = {p.name: p for p in fresh.policies}
-    selected: dict[str, tuple[Change, ...]] = {}
-    for saved_policy in saved.get("policies", []):
-        name = str(saved_policy["name"])
-        plan = fresh_by_name.get(name)
-        if plan is None:
-            raise StalePlanError(f'Saved plan is stale: policy "{name}" was not planned again')
-        selected[name] = select_saved_changes(saved_policy, plan)
-    return SavedSelection(selected)
-
-
-def selection_refusal(
-    policy: Policy, fresh: PolicyPlan, changes: Sequence[Change]
-) -> Refusal | None:
-    """The safety checks, evaluated on exactly what is about to be applied (a subset of the
-    live re-plan ``fresh``). A saved plan's own ``refused`` field is never trusted: an edited
-    file must not switch a check off."""
-    from syncctl.plan.safety import evaluate
-
-    return evaluate(policy, fresh, changes)
-
-
-def check_refusals(plan: Plan, *, allow_mass_delete: bool) -> None:
-    """Raise SafetyError when a safety check refused the plan and the user did not override."""
-    if allow_mass_delete:
-        return
-    refusals = [(p.name, p.refused.message) for p in plan.policies if p.refused is not None]
-    if refusals:
-        details = "; ".join(f'policy "{name}": {message}' for name, message in refusals)
-        raise SafetyError(f"Plan refused by a safety check: {details} (--allow-mass-delete)")
-
-
-def _by_address(changes: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
-    return {str(c["address"]): c for c in changes}

@@ -127,12 +127,6 @@ class StaleObjectError(TargetError):
     exit_code = EXIT_REFUSED
 
 
-class SafetyError(SyncctlError):
-    """A safety check refused the plan (mass deletion, mass disable)."""
-
-    exit_code = EXIT_REFUSED
-
-
 class StalePlanError(SyncctlError):
     """A saved plan no longer matches the policy, source or target."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +108,7 @@ def apply(
             selected[run.name] = run.plan.changes
             refusal = run.plan.refused
         else:
-            from syncctl.engine import select_saved_changes, selection_refusal
+            from syncctl.saved import select_saved_changes, selection_refusal
 
             entry = _entry(saved, run.name)
             selected[run.name] = select_saved_changes(entry, run.plan)
@@ -156,15 +157,10 @@ def apply(
     ctx.exit(exit_code(results))
 
 
-def _document(runs: Sequence[PolicyRun], now: Any) -> dict[str, Any]:
+def _document(runs: Sequence[PolicyRun], now: datetime) -> dict[str, Any]:
     from syncctl.plan.planfile import plan_to_dict
 
-    results = [
-        PolicyResult(r.name, r.result.outcome if r.result else Outcome.CHANGES_PENDING, plan=r.plan)
-        for r in runs
-        if r.plan is not None
-    ]
-    return plan_to_dict(planned(results, now))
+    return plan_to_dict(planned((r.plan for r in runs), now))
 
 
 def _entry(saved: Mapping[str, Any], name: str) -> Mapping[str, Any]:
@@ -179,7 +175,7 @@ def _saved_policies(
 ) -> tuple[list[PolicyResult], list[Policy]]:
     """The policies a saved plan names. One that cannot be found, or whose file changed,
     ends right here (failed or refused); the others go on."""
-    from syncctl.engine import saved_policy
+    from syncctl.saved import saved_policy
 
     given = {p.name: p for p in load(paths)} if paths else None
     ended: list[PolicyResult] = []

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from syncctl.cli.options import PolicyProgress, echo_block, no_color_option, ren
 from syncctl.cli.options import use_color as _use_color
 from syncctl.errors import PlanFileError, SyncctlError
 from syncctl.outcomes import Outcome, PolicyResult, exit_code, summary_row
-from syncctl.plan.model import Plan
+from syncctl.plan.model import Plan, PolicyPlan
 from syncctl.policy.model import Policy
 
 
@@ -85,7 +86,7 @@ def plan(
         progress.close()
     results = sorted([*batch.results(), *refused], key=lambda r: r.policy)
     debug_traces(ctx, batch.traces)
-    live = planned(results, now)
+    live = planned((r.plan for r in results if r.outcome is not Outcome.FAILED), now)
     document = plan_document(live, policies, out)
     if out is not None and live.policies:
         _save(out, document)
@@ -136,13 +137,16 @@ def _check_trusted(
     return refused, allowed
 
 
-def planned(results: Sequence[PolicyResult], now: Any) -> Plan:
-    """The plan of every policy that got as far as a plan (refused ones included)."""
+def planned(plans: Iterable[PolicyPlan | None], now: datetime) -> Plan:
+    """One plan document of the policies that got as far as a plan (refused ones included)."""
     from syncctl import __version__
     from syncctl.state.store import iso
 
-    plans = tuple(r.plan for r in results if r.plan is not None and r.outcome is not Outcome.FAILED)
-    return Plan(policies=plans, syncctl_version=__version__, created_at=iso(now))
+    return Plan(
+        policies=tuple(p for p in plans if p is not None),
+        syncctl_version=__version__,
+        created_at=iso(now),
+    )
 
 
 def plan_document(live: Plan, policies: Sequence[Policy], out: Path | None) -> dict[str, Any]:

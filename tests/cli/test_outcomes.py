@@ -249,6 +249,10 @@ def test_an_edited_plan_file_is_refused_as_modified(tmp_path: Path) -> None:
     result = syncctl("apply", "plan.json", cwd=tmp_path)
     assert result.returncode == 3, result.stdout + result.stderr
     assert "modified" in result.stderr
+    assert result.stderr == (
+        "Error: plan.json: the plan file was modified after it was made (digest mismatch); "
+        "run plan again\n"
+    )
     assert _active(tmp_path / "generated.db") == 20
 
 

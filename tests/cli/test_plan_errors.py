@@ -77,29 +77,3 @@ def test_unicode_equal_user_names_are_errors_not_two_accounts(tmp_path: Path) ->
     names = [name for (name,) in rows(cwd / "generated.db", "SELECT user_name FROM users")]
     assert len(names) == 3
     assert not [n for n in names if unicodedata.normalize("NFC", str(n)).startswith("josé")]
-
-
-def test_a_saved_plan_edited_to_drop_its_refusal_is_refused_as_modified(tmp_path: Path) -> None:
-    fixture = write_fixture(tmp_path / "gen", make_tenant(20, 3, 40))
-    cwd = fixture.parent
-    assert syncctl("apply", fixture.name, "--auto-approve", cwd=cwd).returncode == 0
-    tenant = make_tenant(20, 3, 40)
-    survivors = dict(sorted(tenant.users.items())[:10])
-    groups = {
-        gid: replace(g, members=tuple(m for m in g.members if m in survivors))
-        for gid, g in tenant.groups.items()
-    }
-    write_fixture(cwd, replace(tenant, users=survivors, groups=groups))
-    assert syncctl("plan", fixture.name, "-o", "plan.json", cwd=cwd).returncode == 3
-    document = json.loads((cwd / "plan.json").read_text(encoding="utf-8"))
-    assert document["policies"][0]["refused"] is not None
-    document["policies"][0]["refused"] = None
-    (cwd / "plan.json").write_text(json.dumps(document, indent=2), encoding="utf-8")
-
-    result = syncctl("apply", "plan.json", fixture.name, cwd=cwd)
-    assert result.stderr == (
-        "Error: plan.json: the plan file was modified after it was made (digest mismatch); "
-        "run plan again\n"
-    )
-    assert result.returncode == 3
-    assert rows(cwd / "generated.db", "SELECT count(*) FROM users WHERE active = 0") == [(0,)]

@@ -4,10 +4,7 @@ error gets it printed as (redacted), in the output and in the state (``syncctl s
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.binary import run_syncctl
+
 REPO = Path(__file__).resolve().parents[2]
-SYNCCTL = str(Path(sys.executable).with_name("syncctl"))
 TOKEN = "s3cr3t-scim-token-4f9a2c"
 
 
@@ -81,17 +79,7 @@ def test_an_echoed_token_is_masked_everywhere(tmp_path: Path, echoing_server: st
         + f"target:\n  type: scim\n  url: {echoing_server}\n  token: {{env: VAULT_TOKEN}}"
         + demo[end:]
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCCTL_")}
-    env.update(VAULT_TOKEN=TOKEN, NO_COLOR="1")
-    result = subprocess.run(
-        [SYNCCTL, "plan", "demo.yaml"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_syncctl("plan", "demo.yaml", cwd=tmp_path, VAULT_TOKEN=TOKEN)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "cannot parse header Authorization" in result.stderr  # the server's words, kept
     assert TOKEN not in result.stdout + result.stderr

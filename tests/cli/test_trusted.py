@@ -34,8 +34,6 @@ target:
   token: {{env: SCIM_TOKEN}}
 """
 
-pytestmark = pytest.mark.skipif(not DEMO_SNAPSHOT.exists(), reason="demo snapshot not there")
-
 
 class Recorder:
     """An HTTP server that answers nothing useful and remembers every request it got."""

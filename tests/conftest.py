@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+pytest_plugins = ["tests.servers.postgres", "tests.servers.azurite"]
+
 
 @pytest.fixture(autouse=True)
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,31 +1,30 @@
-"""The applier's journal backed by the policy's state file."""
+"""The applier's journal backed by the policy's state (whatever backend holds it)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from pathlib import Path
 
 from syncctl.plan.diff import synced_digest
 from syncctl.plan.model import Action, Change, ChangeKind
-from syncctl.state.store import State, save_state
+from syncctl.state.store import State
 from syncctl.targets.base import Outcome, OutcomeStatus
 
 _DONE = (OutcomeStatus.APPLIED, OutcomeStatus.UNCHANGED)
 
 
 class StateJournal:
-    """Keeps ``state`` current and on disk while an apply runs."""
+    """Keeps ``state`` current and saved while an apply runs."""
 
-    def __init__(self, path: Path, state: State) -> None:
-        self.path = path
+    def __init__(self, save: Callable[[State], None], state: State) -> None:
+        self._save = save
         self.state = state
 
     def owned(self, entra_ids: Sequence[str]) -> None:
         new = self.state.with_managed(entra_ids)
         if new != self.state:
             self.state = new
-            save_state(self.path, self.state)
+            self._save(self.state)
 
     def applied(self, results: Sequence[tuple[Change, Outcome]], when: datetime) -> None:
         disabled: list[str] = []
@@ -53,4 +52,4 @@ class StateJournal:
         )
         if new != self.state:
             self.state = new
-            save_state(self.path, self.state)
+            self._save(self.state)

@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from syncctl.emulator.responses import Response, encode_json, identity_error
 
 GRAPH_RESOURCE = "https://graph.microsoft.com"
+# Tokens for Blob Storage (the state backend against Azurite): issued, never accepted here.
+STORAGE_RESOURCE = "https://storage.azure.com"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 FEDERATION_AUDIENCE = "api://AzureADTokenExchange"
 APP_ROLES = ("Directory.Read.All", "GroupMember.Read.All", "User.Read.All")
@@ -174,7 +176,7 @@ class Identity:
             "token_type": "Bearer",
             "expires_in": lifetime,
             "ext_expires_in": lifetime,
-            "access_token": self.mint_token(lifetime),
+            "access_token": self.mint_token(lifetime, audience=_audience(form["scope"])),
         }
         return Response(
             200,
@@ -197,7 +199,7 @@ class Identity:
                 "(application ID URI).",
             )
         resource = scopes[0].removesuffix("/.default")
-        if resource not in (GRAPH_RESOURCE, self.base_url):
+        if resource not in (GRAPH_RESOURCE, STORAGE_RESOURCE, self.base_url):
             return identity_error(
                 400,
                 "invalid_resource",
@@ -325,13 +327,13 @@ class Identity:
         return None
 
     # ---- access tokens -----------------------------------------------------------------
-    def mint_token(self, lifetime: int = 3600) -> str:
+    def mint_token(self, lifetime: int = 3600, audience: str = GRAPH_RESOURCE) -> str:
         """A Graph access token valid for at least ``lifetime`` seconds from now. NumericDates
         are whole seconds: ``exp`` rounds up (rounding down would cut up to a second off, so a
         1-second token could be expired before its first use)."""
         now = self.clock()
         claims = {
-            "aud": GRAPH_RESOURCE,
+            "aud": audience,
             "iss": f"https://sts.windows.net/{self.tenant_id}/",
             "iat": math.floor(now),
             "nbf": math.floor(now),
@@ -390,3 +392,9 @@ class Identity:
                 self._verified.clear()
             self._verified[token] = float(expires)
         return None
+
+
+def _audience(scope: str) -> str:
+    """The ``aud`` of a token for ``scope`` (already checked): storage's, else Graph's."""
+    resource = scope.strip().removesuffix("/.default")
+    return STORAGE_RESOURCE if resource == STORAGE_RESOURCE else GRAPH_RESOURCE

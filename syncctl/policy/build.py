@@ -18,6 +18,7 @@ from syncctl.policy.defaults import (
 from syncctl.policy.model import (
     ApplyMode,
     AttributeMapping,
+    AzureBlobState,
     CertificateCredential,
     ClientSecretCredential,
     Cloud,
@@ -37,6 +38,7 @@ from syncctl.policy.model import (
     PasswordWriteback,
     PluginTarget,
     Policy,
+    PostgresState,
     ScimTarget,
     SecretRef,
     Source,
@@ -74,9 +76,25 @@ def build_policy(doc: dict[str, Any], path: Path, sha256: str) -> Policy:
                 else default_state_path(base, name)
             ),
             lock_ttl=parse_duration(state.get("lock_ttl", "6h")),
+            backend=_state_backend(state, base),
         ),
         writeback=_writeback(doc["writeback"], base) if "writeback" in doc else None,
     )
+
+
+def _state_backend(raw: dict[str, Any], base: Path) -> PostgresState | AzureBlobState | None:
+    kind = raw.get("backend", "local")
+    if kind == "postgres":
+        return PostgresState(dsn=_secret(raw["dsn"], base))
+    if kind == "azure_blob":
+        return AzureBlobState(
+            container=raw["container"],
+            connection_string=(
+                _secret(raw["connection_string"], base) if "connection_string" in raw else None
+            ),
+            account_url=raw.get("account_url"),
+        )
+    return None
 
 
 def resolve_path(base: Path, value: str) -> Path:

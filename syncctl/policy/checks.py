@@ -6,6 +6,7 @@ by the schema and is skipped here), so all problems of a file come out in one pa
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import warnings
 from collections.abc import Collection, Iterator
@@ -41,7 +42,16 @@ _SECRET_VALUES: tuple[JsonPath, ...] = (
     ("tenant", "credential", "certificate", "password"),
     ("target", "token"),
     ("target", "oauth", "client_secret"),
+    ("state", "dsn"),
+    ("state", "connection_string"),
 )
+# What each state backend needs: its keys, and the extra that installs its client library.
+_STATE_KEYS = {
+    "local": frozenset({"path"}),
+    "postgres": frozenset({"dsn"}),
+    "azure_blob": frozenset({"container", "account_url", "connection_string"}),
+}
+_STATE_EXTRAS = {"postgres": ("psycopg", "postgres"), "azure_blob": ("azure.storage.blob", "azure")}
 
 
 def semantic_problems(document: dict[str, Any], policy_dir: Path) -> list[Problem]:
@@ -52,7 +62,44 @@ def semantic_problems(document: dict[str, Any], policy_dir: Path) -> list[Proble
     problems += _target(document.get("target"))
     problems += _mappings(document.get("mappings"))
     problems += _writeback(document.get("writeback"))
+    problems += _state(document.get("state"))
     return problems
+
+
+def _state(state: object) -> Iterator[Problem]:
+    if not isinstance(state, dict):
+        return
+    kind = state.get("backend", "local")
+    if kind not in _STATE_KEYS:
+        return  # the schema reported it
+    for key in sorted(set(state) & (frozenset().union(*_STATE_KEYS.values()) - _STATE_KEYS[kind])):
+        yield Problem(("state", key), f"state.{key}: not used by backend {kind}", at_key=True)
+    if kind == "postgres" and "dsn" not in state:
+        yield Problem(("state",), "state: backend postgres needs dsn: {env: NAME}", missing="dsn")
+    if kind == "azure_blob":
+        if "container" not in state:
+            yield Problem(
+                ("state",), "state: backend azure_blob needs container", missing="container"
+            )
+        if ("account_url" in state) == ("connection_string" in state):
+            yield Problem(
+                ("state",),
+                "state: backend azure_blob needs exactly one of account_url or connection_string",
+            )
+    if kind in _STATE_EXTRAS:
+        module, extra = _STATE_EXTRAS[kind]
+        if not _importable(module):
+            yield Problem(
+                ("state", "backend"),
+                f"state.backend: {kind} needs the {extra} extra: pip install 'syncctl[{extra}]'",
+            )
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ModuleNotFoundError, ValueError):  # ValueError: an import blocked in sys.modules
+        return False
 
 
 def _tenant(tenant: object, policy_dir: Path) -> Iterator[Problem]:

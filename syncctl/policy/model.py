@@ -270,10 +270,23 @@ class Deletion:
 
 
 @dataclass(frozen=True, slots=True)
+class PostgresState:
+    dsn: SecretRef  # a libpq connection string; holds a password, so it is a secret
+
+
+@dataclass(frozen=True, slots=True)
+class AzureBlobState:
+    container: str
+    connection_string: SecretRef | None = None
+    account_url: str | None = None  # signed in with the tenant credential
+
+
+@dataclass(frozen=True, slots=True)
 class StateConfig:
-    path: Path  # default: .syncctl/<name>.state.json beside the policy
+    path: Path  # backend local: default .syncctl/<name>.state.json beside the policy
     # How long a lock whose holder cannot be checked (another host) is honoured.
     lock_ttl: timedelta = timedelta(hours=6)
+    backend: PostgresState | AzureBlobState | None = None  # None: the local file at ``path``
 
 
 class WritebackMode(StrEnum):

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,10 +61,14 @@ _MSAL_LOG.addHandler(logging.NullHandler())
 _MSAL_LOG.propagate = False
 
 
-class TokenProvider:
-    """Access tokens for Microsoft Graph, per ``tenant.credential``."""
+# Azure Storage's resource is the same in every cloud (its data plane hosts differ).
+STORAGE_RESOURCE = "https://storage.azure.com"
 
-    def __init__(self, tenant: Tenant, http: httpx.Client) -> None:
+
+class TokenProvider:
+    """Access tokens for Microsoft Graph (or ``resource``), per ``tenant.credential``."""
+
+    def __init__(self, tenant: Tenant, http: httpx.Client, *, resource: str | None = None) -> None:
         if tenant.credential is None:
             raise AuthError(f"tenant {tenant.id}: no credential configured")
         if not isinstance(tenant.credential, ManagedIdentityCredential) and not tenant.client_id:
@@ -72,8 +77,14 @@ class TokenProvider:
         self._http = http
         self._msal_http = MsalHttpClient(http)
         self._app: Any = None
+        self._resource = resource  # None: the tenant's Graph
 
     def token(self) -> str:
+        return self.token_expiring()[0]
+
+    def token_expiring(self) -> tuple[str, int]:
+        """A token and when it expires (Unix time), for clients that cache tokens
+        themselves (azure-core's ``TokenCredential``)."""
         if self._app is None:
             self._app = self._build_app()
         return self._acquire()
@@ -81,7 +92,7 @@ class TokenProvider:
     def refresh(self) -> str:
         """A fresh token, bypassing the cache (Graph rejected the cached one)."""
         self._app = self._build_app()
-        return self._acquire()
+        return self._acquire()[0]
 
     def directory_id(self) -> str | None:
         """The tenant's directory id (GUID) as the access token's ``tid`` claim states it, or
@@ -89,19 +100,26 @@ class TokenProvider:
         labels snapshot files)."""
         return _token_tenant(self.token())
 
-    def _acquire(self) -> str:
+    def _acquire(self) -> tuple[str, int]:
         credential = self._tenant.credential
+        resource = self._resource or graph_resource(self._tenant)
+        scope = f"{self._resource}/.default" if self._resource else graph_scope(self._tenant)
+        started = int(time.time())
         with self._sign_in_errors():
             if isinstance(credential, ManagedIdentityCredential):
-                result = self._app.acquire_token_for_client(resource=graph_resource(self._tenant))
+                result = self._app.acquire_token_for_client(resource=resource)
             else:
-                result = self._app.acquire_token_for_client(scopes=[graph_scope(self._tenant)])
+                result = self._app.acquire_token_for_client(scopes=[scope])
         if not isinstance(result, dict) or "access_token" not in result:
             error = result.get("error", "unknown_error") if isinstance(result, dict) else "none"
             description = result.get("error_description", "") if isinstance(result, dict) else ""
             raise AuthError(f"{self._where()}: {error}: {_first_line(str(description))}")
         token: str = result["access_token"]
-        return remember(token)
+        try:
+            expires_in = int(result.get("expires_in", 0))
+        except (TypeError, ValueError):
+            expires_in = 0  # unknown: the caller asks again at once rather than trusting it
+        return remember(token), started + expires_in
 
     @contextmanager
     def _sign_in_errors(self) -> Iterator[None]:
@@ -127,7 +145,8 @@ class TokenProvider:
 
     def _where(self) -> str:
         kind = type(self._tenant.credential).__name__.removesuffix("Credential")
-        return f"sign-in to tenant {self._tenant.id} ({kind})"
+        target = f" for {self._resource}" if self._resource else ""
+        return f"sign-in to tenant {self._tenant.id}{target} ({kind})"
 
     def _build_app(self) -> Any:
         credential = self._tenant.credential

@@ -130,6 +130,21 @@ def process_start(pid: int) -> str | None:
     return f"{boot}:{ticks}"
 
 
+def new_lock_info(policy: str, operation: str, *, created: datetime | None = None) -> LockInfo:
+    """Who is taking a lock, in every backend: this process, user@host, a fresh id."""
+    host, pid = socket.gethostname(), os.getpid()
+    return LockInfo(
+        id=str(uuid.uuid4()),
+        policy=policy,
+        operation=operation,
+        holder=f"{_user()}@{host}",
+        host=host,
+        pid=pid,
+        created=iso(created or datetime.now(UTC)),
+        process_start=process_start(pid),
+    )
+
+
 def holder_status(info: LockInfo) -> Holder:
     if info.host != socket.gethostname() or info.pid <= 0:
         return Holder.UNKNOWN
@@ -231,17 +246,7 @@ def acquire(
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StateError(f"{path.parent}: cannot create state directory: {exc.strerror}") from None
-    host = socket.gethostname()
-    info = LockInfo(
-        id=str(uuid.uuid4()),
-        policy=policy,
-        operation=operation,
-        holder=f"{_user()}@{host}",
-        host=host,
-        pid=os.getpid(),
-        created=iso(clock()),
-        process_start=process_start(os.getpid()),
-    )
+    info = new_lock_info(policy, operation, created=clock())
     deadline = time.monotonic() + max(timeout, 0.0)
     while True:
         try:

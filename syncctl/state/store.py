@@ -27,7 +27,9 @@ from typing import Any
 from syncctl.errors import SyncctlError
 from syncctl.fileio import write_text_atomic
 
-STATE_FORMAT_VERSION = 1
+# 2 added ``tenant``. Older documents are migrated forward on load; a newer one is refused
+# (an older syncctl must not drop what it does not understand).
+STATE_FORMAT_VERSION = 2
 
 
 class StateError(SyncctlError):
@@ -77,6 +79,7 @@ class State:
     last_apply: LastRun | None = None
     delta_links: Mapping[str, str] = field(default_factory=dict)
     synced: Mapping[str, str] = field(default_factory=dict)  # Entra id -> Change.synced
+    tenant: str | None = None  # the policy's tenant.id; None in a migrated version 1 state
 
     def with_managed(self, ids: Iterable[str]) -> State:
         return replace(self, managed=self.managed | frozenset(ids))
@@ -107,6 +110,14 @@ class State:
             self, disabled_at={k: v for k, v in self.disabled_at.items() if k not in back}
         )
 
+    def for_tenant(self, tenant: str) -> State:
+        return self if self.tenant == tenant else replace(self, tenant=tenant)
+
+    @property
+    def is_empty(self) -> bool:
+        """Owns nothing and remembers no timers: what a lost state looks like."""
+        return not self.managed and not self.disabled_at
+
     def with_last_run(self, run: LastRun) -> State:
         if run.operation == "apply":
             return replace(self, last_run=run, last_apply=run)
@@ -116,6 +127,7 @@ class State:
         return {
             "format_version": STATE_FORMAT_VERSION,
             "policy": self.policy,
+            "tenant": self.tenant,
             "managed": sorted(self.managed),
             "disabled_at": {k: iso(self.disabled_at[k]) for k in sorted(self.disabled_at)},
             "last_run": None if self.last_run is None else self.last_run.to_dict(),
@@ -126,13 +138,11 @@ class State:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str) -> State:
-        if data.get("format_version") != STATE_FORMAT_VERSION:
-            raise StateError(
-                f"{where}: unsupported state format_version {data.get('format_version')!r}"
-            )
+        data = migrate(data, where)
         try:
             return cls(
                 policy=str(data["policy"]),
+                tenant=None if data.get("tenant") is None else str(data["tenant"]),
                 managed=frozenset(str(x) for x in data.get("managed") or ()),
                 disabled_at={
                     str(k): parse_iso(str(v))
@@ -150,7 +160,48 @@ class State:
                 synced={str(k): str(v) for k, v in dict(data.get("synced") or {}).items()},
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise StateError(f"{where}: malformed state file ({exc})") from None
+            raise StateError(f"{where}: malformed state document ({exc})") from None
+
+
+def migrate(data: Mapping[str, Any], where: str) -> Mapping[str, Any]:
+    """``data`` brought forward to STATE_FORMAT_VERSION, one version at a time."""
+    version = data.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise StateError(f"{where}: state document has no valid format_version ({version!r})")
+    if version > STATE_FORMAT_VERSION:
+        raise StateError(
+            f"{where}: state format_version {version} was written by a newer syncctl "
+            f"(this one reads up to {STATE_FORMAT_VERSION}); upgrade syncctl"
+        )
+    upgraded = dict(data)
+    if version == 1:
+        upgraded = {**upgraded, "tenant": None, "format_version": 2}
+    return upgraded
+
+
+def parse_state(text: str, where: str, *, policy: str | None, tenant: str | None) -> State:
+    """A state document from its JSON text, checked to belong to ``policy`` of ``tenant``
+    (when given). Every backend reads through here."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StateError(f"{where}:{exc.lineno}: state is not valid JSON: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise StateError(f"{where}: state must hold a JSON object")
+    state = State.from_dict(data, where)
+    if policy is not None and state.policy != policy:
+        raise StateError(f'{where}: state belongs to policy "{state.policy}", not "{policy}"')
+    if tenant is not None and state.tenant not in (None, tenant):
+        raise StateError(
+            f"{where}: state belongs to tenant {state.tenant}, not {tenant} (tenant.id "
+            "changed? the objects it manages are another tenant's)"
+        )
+    return state
+
+
+def render_state(state: State) -> str:
+    """The document every backend stores."""
+    return json.dumps(state.to_dict(), indent=1, sort_keys=True) + "\n"
 
 
 def iso(when: datetime) -> str:
@@ -162,28 +213,19 @@ def parse_iso(text: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def load_state(path: Path, policy: str) -> State:
-    """The state at ``path``; a missing file is a fresh state (first run)."""
+def load_state(path: Path, policy: str | None, *, tenant: str | None = None) -> State:
+    """The state file at ``path``; a missing file is a fresh state (first run)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return State(policy=policy)
+        return State(policy=policy or path.name.removesuffix(".state.json"), tenant=tenant)
     except OSError as exc:
         raise StateError(f"{path}: cannot read state file: {exc.strerror}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise StateError(f"{path}:{exc.lineno}: state file is not valid JSON: {exc.msg}") from None
-    if not isinstance(data, dict):
-        raise StateError(f"{path}: state file must hold a JSON object")
-    state = State.from_dict(data, str(path))
-    if state.policy != policy:
-        raise StateError(f'{path}: state belongs to policy "{state.policy}", not "{policy}"')
-    return state
+    return parse_state(text, str(path), policy=policy, tenant=tenant)
 
 
 def save_state(path: Path, state: State) -> None:
-    write_atomic(path, json.dumps(state.to_dict(), indent=1, sort_keys=True) + "\n")
+    write_atomic(path, render_state(state))
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -18,6 +18,7 @@ from syncctl.policy.model import Policy
 from syncctl.targets.base import Target
 from syncctl.targets.sqlite import SqliteDirectory
 from tests.contract.policy_factory import make_policy
+from tests.contract.state_store import StateStore
 
 
 @contextmanager
@@ -58,3 +59,15 @@ def target(target_kind: str, tmp_path: Path, policy: Policy) -> Iterator[Target]
         manager = _scim_factory()(tmp_path, policy)  # type: ignore[operator]
     with manager as built:
         yield built
+
+
+@pytest.fixture
+def local_state_store(tmp_path: Path) -> StateStore:
+    """The default backend: files under ``.syncctl/`` beside the policies."""
+    directory = tmp_path / "policies" / ".syncctl"
+
+    def write_raw(policy: str, tenant: str, text: str) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / f"{policy}.state.json").write_text(text, encoding="utf-8")
+
+    return StateStore(kind="local", section={"backend": "local"}, write_raw=write_raw)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,13 +20,17 @@ from syncctl.errors import TargetError
 from syncctl.expressions import Deferred
 from syncctl.model import TargetSnapshot
 from syncctl.plan.model import Action, AttributeChange, Change, ChangeKind, Reason
-from syncctl.state import State, load_state
+from syncctl.state import State, load_state, save_state
 from syncctl.targets.base import Capabilities, Outcome, OutcomeStatus
 from syncctl.targets.sqlite import SqliteDirectory
 from tests.contract.policy_factory import make_policy
 
 OWNER = "applier"
 T0 = datetime(2026, 11, 22, 3, tzinfo=UTC)
+
+
+def _saver(path: Path) -> Callable[[State], None]:
+    return lambda state: save_state(path, state)
 
 
 class Recorder:
@@ -120,7 +124,7 @@ def member(g: int, u: int, action: Action = Action.ADD) -> Change:
 def run(
     recorder: Recorder, changes: Sequence[Change], tmp_path: Path, parallelism: int = 4
 ) -> tuple[list[tuple[Change, Outcome]], StateJournal]:
-    journal = StateJournal(tmp_path / "state.json", State(OWNER))
+    journal = StateJournal(_saver(tmp_path / "state.json"), State(OWNER))
     report = apply_changes(
         changes,
         recorder,
@@ -193,7 +197,7 @@ def test_a_failing_target_stops_the_run_and_reports_the_rest(
 ) -> None:
     recorder.max_batch = 1
     recorder.fail_after = 2
-    journal = StateJournal(tmp_path / "state.json", State(OWNER))
+    journal = StateJournal(_saver(tmp_path / "state.json"), State(OWNER))
     report = apply_changes(
         [group(1), user(1), user(2), member(1, 1), user(3, Action.DISABLE)],
         recorder,
@@ -229,7 +233,7 @@ def test_ownership_is_written_before_the_create(recorder: Recorder, tmp_path: Pa
 def test_journal_tracks_disables_enables_and_deletes(recorder: Recorder, tmp_path: Path) -> None:
     _, journal = run(recorder, [user(1), user(2)], tmp_path)
     state_path = tmp_path / "state.json"
-    journal = StateJournal(state_path, journal.state)
+    journal = StateJournal(_saver(state_path), journal.state)
     snapshot = recorder.read(OWNER, ())
     versions = {u.external_id: u.target_id for u in snapshot.users}
     apply_changes(

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from syncctl.state import LastRun, State, StateError, load_state, save_state, write_atomic
+from syncctl.state.store import STATE_FORMAT_VERSION
 
 T0 = datetime(2026, 11, 22, 1, 2, 3, tzinfo=UTC)
 
@@ -67,8 +68,9 @@ def test_state_of_another_policy_is_refused(tmp_path: Path) -> None:
     [
         ("{not json", "not valid JSON"),
         ("[]", "must hold a JSON object"),
-        ('{"format_version": 99, "policy": "p"}', "unsupported state format_version"),
-        ('{"format_version": 1}', "malformed state file"),
+        ('{"format_version": 99, "policy": "p"}', "written by a newer syncctl"),
+        ('{"policy": "p"}', "no valid format_version"),
+        ('{"format_version": 1}', "malformed state document"),
     ],
 )
 def test_corrupt_state_is_an_error_not_an_empty_state(
@@ -91,6 +93,7 @@ def test_state_never_holds_attribute_values_or_secrets(tmp_path: Path) -> None:
     assert set(saved) == {
         "format_version",
         "policy",
+        "tenant",
         "managed",
         "disabled_at",
         "last_run",
@@ -100,6 +103,28 @@ def test_state_never_holds_attribute_values_or_secrets(tmp_path: Path) -> None:
     }
     assert "Alice" not in path.read_text() and "CFO" not in path.read_text()
     assert load_state(path, "p").synced == {"id-1": digest}
+
+
+def test_a_version_1_state_is_migrated_forward_and_saved_as_the_current_version(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.json"
+    path.write_text(
+        json.dumps({"format_version": 1, "policy": "p", "managed": ["id-1"], "disabled_at": {}})
+    )
+    state = load_state(path, "p", tenant="contoso.onmicrosoft.com")
+    assert state.managed == {"id-1"} and state.tenant is None
+    save_state(path, state.for_tenant("contoso.onmicrosoft.com"))
+    saved = json.loads(path.read_text())
+    assert saved["format_version"] == STATE_FORMAT_VERSION == 2
+    assert saved["tenant"] == "contoso.onmicrosoft.com"
+
+
+def test_a_state_of_another_tenant_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    save_state(path, State("p", frozenset({"id-1"}), tenant="fabrikam.onmicrosoft.com"))
+    with pytest.raises(StateError, match=r"belongs to tenant fabrikam\.onmicrosoft\.com"):
+        load_state(path, "p", tenant="contoso.onmicrosoft.com")
 
 
 def test_atomic_write_leaves_old_file_when_interrupted(

@@ -36,8 +36,8 @@ def _peak_mb() -> float:
 
 def run_phase(phase: str, policy_path: Path) -> dict[str, Any]:
     """Runs inside the child process."""
-    from syncctl.engine import open_session
     from syncctl.policy import load_policies
+    from syncctl.session import open_session
 
     started = time.perf_counter()
     policies = load_policies([policy_path])

@@ -3,8 +3,8 @@
 
 A ``PolicyRun`` is one policy's unit of work: its lock, state and open target live as long as
 the run, so the plan a person confirms is applied under the same lock it was made under.
-``syncctl.batch`` runs many of them concurrently, each isolated from the others' failures.
-``Session`` is the simple sequential interface for library users and tests; saved plans are
+``syncctl.batch`` runs many of them concurrently, each isolated from the others' failures;
+``syncctl.session`` runs them one after another for library users and tests; saved plans are
 checked against a fresh plan by ``syncctl.saved``. Library code
 never prints: progress goes to callbacks, results come back as data.
 """
@@ -12,23 +12,22 @@ never prints: progress goes to callbacks, results come back as data.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
-from syncctl import __version__
 from syncctl.apply import DEFAULT_PARALLELISM, ApplyReport, StateJournal, apply_changes
 from syncctl.apply.applier import ProgressFn, StopFn
-from syncctl.errors import EXIT_REFUSED, SyncctlError
-from syncctl.model import SourceSnapshot, TargetSnapshot
+from syncctl.errors import EXIT_REFUSED, LostStateError, SyncctlError
+from syncctl.model import SourceSnapshot, TargetObject, TargetSnapshot
 from syncctl.outcomes import Outcome, PolicyResult, apply_outcome, plan_outcome
-from syncctl.plan.model import Change, Plan, PolicyPlan
+from syncctl.ownership import Claim, candidates, lost_state_message, proven_claims
+from syncctl.plan.model import Change, PolicyPlan
 from syncctl.policy.model import Policy
 from syncctl.redaction import mask
-from syncctl.saved import SavedSelection
 from syncctl.source.progress import Progress
-from syncctl.state import LastRun, PolicyLock, State, acquire, load_state, save_state
+from syncctl.state import LastRun, State
+from syncctl.state.backend import HeldLock, StateBackend, open_backend
 from syncctl.state.store import iso
 from syncctl.targets.base import Target, open_target
 
@@ -59,7 +58,8 @@ class PolicyRun:
         self._target_factory = target_factory
         self._read_source = read_source
         self._started = clock()
-        self.lock: PolicyLock | None = None
+        self.backend: StateBackend | None = None
+        self.lock: HeldLock | None = None
         self.state: State | None = None
         self.target: Target | None = None
         self.plan: PolicyPlan | None = None
@@ -75,26 +75,24 @@ class PolicyRun:
 
     def open(self, *, lock_timeout: float = 0.0) -> None:
         """Take the policy's lock and load its state."""
-        self.lock = acquire(
-            self.policy.state.path,
-            policy=self.name,
-            operation=self.operation,
-            timeout=lock_timeout,
-            ttl=self.policy.state.lock_ttl,
-            clock=self._clock,
+        self.backend = open_backend(self.policy)
+        self.lock = self.backend.lock(
+            operation=self.operation, timeout=lock_timeout, ttl=self.policy.state.lock_ttl
         )
-        self.state = load_state(self.policy.state.path, self.name)
+        loaded = self.backend.load()
+        self.state = loaded or State(policy=self.name, tenant=self.policy.tenant.id)
 
     def make_plan(self, *, now: datetime | None = None, progress: Progress | None = None) -> None:
-        """Read the target, then the source, and plan (``self.plan``)."""
+        """Read the target, then the source, and plan (``self.plan``). Refuses (exit 3)
+        when the state is missing or empty but the target holds objects this policy owns."""
         from syncctl.plan.planner import plan_policy
 
         state = self._state()
-        target = self._target()
-        snapshot = target.read(self.name, sorted(state.managed))
-        managed_ids = state.managed | _managed_on_target(snapshot, self.name)
-        reader = self._source_reader()
-        source = reader(self.policy, sorted(managed_ids), progress=progress)
+        snapshot, source, claims = self._read(progress)
+        if claims and state.is_empty:
+            raise LostStateError(
+                lost_state_message(str(self.policy.path), self._backend().location, claims)
+            )
         self.plan = plan_policy(
             self.policy,
             source,
@@ -103,6 +101,45 @@ class PolicyRun:
             synced=state.synced,
             now=now or self._clock(),
         )
+
+    def recover(self, *, progress: Progress | None = None) -> list[Claim]:
+        """``syncctl state recover``: claim the target objects this policy owns that its
+        state does not record, and save the state; returns what was claimed."""
+        state = self._state()
+        _, _, claims = self._read(progress, look_for_lost=True)
+        new = [c for c in claims if c.entra_id not in state.managed]
+        self.state = state.with_managed(c.entra_id for c in new).for_tenant(self.policy.tenant.id)
+        self._backend().save(self.state)
+        return new
+
+    def _read(
+        self, progress: Progress | None, *, look_for_lost: bool = False
+    ) -> tuple[TargetSnapshot, SourceSnapshot, list[Claim]]:
+        """Target snapshot, source snapshot (with removal reasons for every managed id), and,
+        when the state is empty (or asked), the objects the policy owns that it lacks."""
+        state = self._state()
+        target = self._target()
+        snapshot = target.read(self.name, sorted(state.managed))
+        managed_ids = state.managed | _managed_on_target(snapshot, self.name)
+        found: dict[str, TargetObject] = {}
+        marks = target.capabilities().marks_ownership
+        if state.is_empty or look_for_lost:
+            others = {
+                entra_id
+                for other in self._backend().list_states()
+                if other.policy != self.name
+                for entra_id in other.managed
+            }
+            found = candidates(snapshot, self.name, marks_ownership=marks, claimed_elsewhere=others)
+        reader = self._source_reader()
+        source = reader(self.policy, sorted(managed_ids | found.keys()), progress=progress)
+        claims = proven_claims(found, source, marks_ownership=marks) if found else []
+        if found.keys() - managed_ids:
+            # Looked up only to tell whose they are: the planner sees the managed ids alone.
+            source = replace(
+                source, removed={k: v for k, v in source.removed.items() if k in managed_ids}
+            )
+        return snapshot, source, claims
 
     def apply(
         self,
@@ -113,7 +150,7 @@ class PolicyRun:
         should_stop: StopFn | None = None,
     ) -> ApplyReport:
         """Write ``changes`` to the target, journalling ownership and timers in the state."""
-        journal = StateJournal(self.policy.state.path, self._state())
+        journal = StateJournal(self._save, self._state())
         try:
             self.report = apply_changes(
                 changes,
@@ -175,7 +212,7 @@ class PolicyRun:
             )
             self.state = self.state.with_last_run(last)
             try:
-                save_state(self.policy.state.path, self.state)
+                self._save(self.state)
             except SyncctlError as exc:
                 self.result = PolicyResult(
                     policy=self.name,
@@ -193,15 +230,20 @@ class PolicyRun:
         return {}
 
     def close(self) -> None:
-        """Close the target and release the lock (idempotent)."""
+        """Close the target, release the lock and close the backend (idempotent)."""
         try:
             if self.target is not None:
                 self.target.close()
                 self.target = None
         finally:
-            if self.lock is not None:
-                self.lock.release()
-                self.lock = None
+            try:
+                if self.lock is not None:
+                    self.lock.release()
+                    self.lock = None
+            finally:
+                if self.backend is not None:
+                    self.backend.close()
+                    self.backend = None
 
     # -- internals -------------------------------------------------------------------------
 
@@ -209,6 +251,17 @@ class PolicyRun:
         if self.state is None:
             raise SyncctlError(f'policy "{self.name}": the run was not opened (no lock taken)')
         return self.state
+
+    def _backend(self) -> StateBackend:
+        if self.backend is None:
+            raise SyncctlError(f'policy "{self.name}": the run was not opened (no lock taken)')
+        return self.backend
+
+    def _save(self, state: State) -> None:
+        """Save, but only while this run still holds the lock (a lost lease stops writes)."""
+        if self.lock is not None:
+            self.lock.check()
+        self._backend().save(state)
 
     def _target(self) -> Target:
         if self.target is None:
@@ -229,111 +282,3 @@ def _managed_on_target(snapshot: TargetSnapshot, owner: str) -> frozenset[str]:
         for o in (*snapshot.users, *snapshot.groups)
         if o.managed_by == owner and o.external_id is not None
     )
-
-
-# -- the sequential library interface --------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RunResult:
-    reports: tuple[ApplyReport, ...] = field(default_factory=tuple)
-
-    @property
-    def failed(self) -> int:
-        return sum(len(r.failed) for r in self.reports)
-
-
-class Session:
-    """The policies of one run, one after another; the first error is raised (after being
-    recorded). Use ``open_session``. The CLI uses ``syncctl.batch`` instead, which isolates
-    policies from each other's failures and runs them concurrently."""
-
-    def __init__(self, runs: Sequence[PolicyRun], *, clock: Clock) -> None:
-        self._runs = {r.name: r for r in runs}
-        self._clock = clock
-
-    @property
-    def policies(self) -> list[Policy]:
-        return [self._runs[name].policy for name in sorted(self._runs)]
-
-    def plan(self, *, progress: Progress | None = None) -> Plan:
-        """Read every target and source and plan; a failed read is recorded, then raised."""
-        now = self._clock()
-        plans = []
-        for name in sorted(self._runs):
-            run = self._runs[name]
-            try:
-                run.make_plan(now=now, progress=progress)
-            except SyncctlError as exc:
-                run.fail(exc)
-                raise
-            assert run.plan is not None
-            plans.append(run.plan)
-        return Plan(policies=tuple(plans), syncctl_version=__version__, created_at=iso(now))
-
-    def record_plan(self, plan: Plan) -> None:
-        """Remember a finished plan as the policies' last run (``syncctl status``)."""
-        for policy_plan in plan.policies:
-            self._runs[policy_plan.name].finish_plan()
-
-    def apply(
-        self,
-        plan: Plan,
-        *,
-        selection: SavedSelection | None = None,
-        parallelism: int = DEFAULT_PARALLELISM,
-        progress: ProgressFn | None = None,
-    ) -> RunResult:
-        """Apply ``plan`` (or, with ``selection``, exactly a saved plan's changes)."""
-        reports = []
-        for policy_plan in plan.policies:
-            run = self._runs[policy_plan.name]
-            changes = (
-                policy_plan.changes
-                if selection is None
-                else selection.changes.get(policy_plan.name, ())
-            )
-            if changes:
-                try:
-                    reports.append(run.apply(changes, parallelism=parallelism, progress=progress))
-                except SyncctlError as exc:
-                    run.fail(exc)
-                    raise
-            run.finish_apply()
-        return RunResult(tuple(reports))
-
-
-@contextmanager
-def open_session(
-    policies: Sequence[Policy],
-    *,
-    operation: str,
-    lock_timeout: float = 0.0,
-    clock: Clock = utc_now,
-    target_factory: TargetFactory = open_target,
-    read_source: SourceReader | None = None,
-) -> Iterator[Session]:
-    """Lock every policy (in name order, so two runs cannot deadlock), load its state, and
-    release everything on exit, whatever happens."""
-    with ExitStack() as stack:
-        runs = []
-        for policy in sorted(policies, key=lambda p: p.name):
-            run = PolicyRun(
-                policy,
-                operation=operation,
-                clock=clock,
-                target_factory=target_factory,
-                read_source=read_source,
-            )
-            stack.callback(run.close)
-            run.open(lock_timeout=lock_timeout)
-            runs.append(run)
-        yield Session(runs, clock=clock)
-
-
-def make_plan(policies: Sequence[Policy], *, lock_timeout: float = 0.0) -> Plan:
-    """Plan without applying (a convenience for library users)."""
-    with open_session(policies, operation="plan", lock_timeout=lock_timeout) as session:
-        plan = session.plan()
-        session.record_plan(plan)
-        return plan

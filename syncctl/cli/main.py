@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "search": "syncctl.cli.source:search",
     "emulator": "syncctl.cli.emulator:emulator",
     "force-unlock": "syncctl.cli.state:force_unlock",
+    "state": "syncctl.cli.state:state",
 }
 
 

@@ -16,16 +16,22 @@ from syncctl.cli.common import format_option, load
 @format_option("text", "json")
 def status(paths: tuple[Path, ...], output_format: str) -> None:
     """The last run of each policy: when, what, outcome, counts, error; and who holds its lock."""
-    from syncctl.state import load_state, lock_path_for, read_lock
+    from syncctl.state import State
+    from syncctl.state.backend import open_backend
 
     rows = []
     for policy in sorted(load(paths), key=lambda p: p.name):
-        state = load_state(policy.state.path, policy.name)
-        holder = read_lock(lock_path_for(policy.state.path))
+        backend = open_backend(policy)
+        try:
+            state = backend.load() or State(policy.name)
+            holder = backend.read_lock()
+            location = backend.location
+        finally:
+            backend.close()
         rows.append(
             {
                 "policy": policy.name,
-                "state": str(policy.state.path),
+                "state": location,
                 "managed": len(state.managed),
                 "last_run": None if state.last_run is None else state.last_run.to_dict(),
                 "last_apply": None if state.last_apply is None else state.last_apply.to_dict(),

@@ -48,6 +48,9 @@ class Capabilities:
     max_batch: int = 100  # changes per apply() call that make sense
     parallel_safe: bool = True  # apply() may be called from several threads at once
     versions: bool = True  # Change.version is enforced (stale-plan protection)
+    # The target records which policy owns each object itself (SQLite's managed_by column),
+    # so ownership survives a lost state; others (SCIM) know it only from the state.
+    marks_ownership: bool = False
 
 
 class Target(Protocol):

@@ -205,7 +205,9 @@ class SqliteDirectory:
         # One writer at a time is what SQLite allows anyway. Big batches amortise the commit
         # (random uuid keys dirty a page per row); 2,000 changes still commit in well under a
         # second, so other writers of the same file wait briefly and a crash redoes little.
-        return Capabilities(max_batch=2000, parallel_safe=False, versions=True)
+        return Capabilities(
+            max_batch=2000, parallel_safe=False, versions=True, marks_ownership=True
+        )
 
     def read(self, owner: str, known_ids: Collection[str]) -> TargetSnapshot:
         """Everything in the database. Ownership is the ``managed_by`` column, so

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,3 +32,13 @@ def run_syncctl(
     if isinstance(stdin, str):
         return run(input=stdin)
     return run(stdin=subprocess.DEVNULL if stdin is None else stdin)
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def copy_demo(directory: Path) -> Path:
+    """policies/demo.yaml and its snapshot copied into ``directory``; returns the policy."""
+    (directory / "snapshots").mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "policies" / "snapshots" / "demo.json", directory / "snapshots")
+    return Path(shutil.copy(REPO / "policies" / "demo.yaml", directory / "demo.yaml"))

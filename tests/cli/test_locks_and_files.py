@@ -96,11 +96,8 @@ def test_a_refused_run_names_the_lock_and_force_unlock_removes_it(demo: Path) ->
     assert "Traceback" not in wrong.stderr
     assert lock.exists()
 
-    no_terminal = syncctl("force-unlock", "demo", "lock-from-elsewhere", cwd=demo.parent)
-    assert no_terminal.returncode == 1 and "--force" in no_terminal.stderr
-    assert lock.exists()
-
-    removed = syncctl("force-unlock", "--force", "demo", "lock-from-elsewhere", cwd=demo.parent)
+    # No prompt, with or without a terminal: the lock id is the confirmation.
+    removed = syncctl("force-unlock", "demo", "lock-from-elsewhere", cwd=demo.parent)
     assert removed.returncode == 0, removed.stderr
     assert "ci@vanished-runner" in removed.stdout
     assert not lock.exists()
@@ -110,25 +107,23 @@ def test_a_refused_run_names_the_lock_and_force_unlock_removes_it(demo: Path) ->
     assert gone.returncode == 1 and "not locked" in gone.stderr
 
 
-def test_force_unlock_asks_on_a_terminal_and_takes_a_policy_file(demo: Path) -> None:
+def test_force_unlock_never_prompts_on_a_terminal_and_takes_a_policy_file(demo: Path) -> None:
     lock = foreign_lock(demo, age=timedelta(minutes=5))
-    for answer, code in (("no\n", 1), ("yes\n", 0)):
-        primary, secondary = pty.openpty()
-        try:
-            os.write(primary, answer.encode())
-            result = syncctl(
-                "force-unlock",
-                "policies/demo.yaml",
-                "lock-from-elsewhere",
-                cwd=demo.parent,
-                stdin=secondary,
-            )
-        finally:
-            os.close(primary)
-            os.close(secondary)
-        assert result.returncode == code, result.stderr
-        assert "Remove this lock?" in result.stderr
-        assert lock.exists() == (code != 0)
+    primary, secondary = pty.openpty()
+    try:
+        result = syncctl(
+            "force-unlock",
+            "policies/demo.yaml",
+            "lock-from-elsewhere",
+            cwd=demo.parent,
+            stdin=secondary,
+        )
+    finally:
+        os.close(primary)
+        os.close(secondary)
+    assert result.returncode == 0, result.stderr
+    assert "?" not in result.stderr
+    assert not lock.exists()
 
 
 def test_force_unlock_of_an_unknown_policy(demo: Path) -> None:

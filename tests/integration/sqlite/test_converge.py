@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from syncctl.engine import open_session
 from syncctl.model import SourceGroup, SourceSnapshot, SourceUser
 from syncctl.policy.model import Deletion, DeletionAction, Policy, Threshold
+from syncctl.session import open_session
 from syncctl.source import write_snapshot
 from tests.contract.policy_factory import make_policy
 from tests.integration.sqlite.dbstate import check_integrity

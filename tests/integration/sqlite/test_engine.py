@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from syncctl.engine import open_session
 from syncctl.errors import SnapshotError, StalePlanError
 from syncctl.plan.planfile import dumps, plan_to_dict
 from syncctl.policy import load_policies
 from syncctl.policy.model import Policy
 from syncctl.saved import saved_policies, select_saved
+from syncctl.session import open_session
 from syncctl.state import load_state, lock_path_for
 from tests.integration.sqlite.tenant import make_tenant, write_fixture
 

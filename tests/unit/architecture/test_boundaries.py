@@ -26,6 +26,7 @@ IMPURE_SYNCCTL = (
     "syncctl.apply",
     "syncctl.state",
     "syncctl.engine",
+    "syncctl.session",
 )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from syncctl.cli.common import format_option, load
 from syncctl.errors import SyncctlError
 from syncctl.policy.model import Policy
 from syncctl.state.backend import StateBackend
+from syncctl.state.lock import LockInfo
+from syncctl.state.store import State
 
 
 def _find(policy: str, paths: tuple[Path, ...]) -> Policy:
@@ -50,6 +53,36 @@ def _backend(policy: Policy) -> Iterator[StateBackend]:
         backend.close()
 
 
+@dataclass(frozen=True, slots=True)
+class StoredState:
+    """What ``status`` and ``state list`` show of one policy."""
+
+    policy: Policy
+    backend: str
+    location: str
+    state: State | None  # None: the backend holds no state for it
+    holder: LockInfo | None
+
+    def common_fields(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy.name,
+            "locked_by": None if self.holder is None else self.holder.to_dict(),
+        }
+
+
+def read_states(paths: tuple[Path, ...]) -> list[StoredState]:
+    """The state and lock holder of every policy in PATHS, in name order."""
+    found = []
+    for policy in sorted(load(paths), key=lambda p: p.name):
+        with _backend(policy) as backend:
+            found.append(
+                StoredState(
+                    policy, backend.kind, backend.location, backend.load(), backend.read_lock()
+                )
+            )
+    return found
+
+
 @click.group()
 def state() -> None:
     """Inspect and manage the state syncctl keeps per policy, in any backend."""
@@ -75,24 +108,19 @@ def show(policy: Path) -> None:
 def list_states(paths: tuple[Path, ...], output_format: str) -> None:
     """Each policy in PATHS (default policies/): its backend, where the state is, how many
     objects it manages, its last run and who holds its lock."""
-    rows = []
-    for policy in sorted(load(paths), key=lambda p: p.name):
-        with _backend(policy) as backend:
-            current = backend.load()
-            holder = backend.read_lock()
-            rows.append(
-                {
-                    "policy": policy.name,
-                    "backend": backend.kind,
-                    "location": backend.location,
-                    "exists": current is not None,
-                    "managed": 0 if current is None else len(current.managed),
-                    "last_run": None
-                    if current is None or current.last_run is None
-                    else current.last_run.finished_at,
-                    "locked_by": None if holder is None else holder.to_dict(),
-                }
-            )
+    rows = [
+        {
+            **found.common_fields(),
+            "backend": found.backend,
+            "location": found.location,
+            "exists": found.state is not None,
+            "managed": 0 if found.state is None else len(found.state.managed),
+            "last_run": None
+            if found.state is None or found.state.last_run is None
+            else found.state.last_run.finished_at,
+        }
+        for found in read_states(paths)
+    ]
     if output_format == "json":
         click.echo(json.dumps({"policies": rows}, indent=2, sort_keys=True))
         return

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from syncctl.cli.common import format_option, load
+from syncctl.cli.common import format_option
 
 
 @click.command()
@@ -16,26 +16,22 @@ from syncctl.cli.common import format_option, load
 @format_option("text", "json")
 def status(paths: tuple[Path, ...], output_format: str) -> None:
     """The last run of each policy: when, what, outcome, counts, error; and who holds its lock."""
-    from syncctl.state import State
-    from syncctl.state.backend import open_backend
+    from syncctl.cli.state import read_states
 
     rows = []
-    for policy in sorted(load(paths), key=lambda p: p.name):
-        backend = open_backend(policy)
-        try:
-            state = backend.load() or State(policy.name)
-            holder = backend.read_lock()
-            location = backend.location
-        finally:
-            backend.close()
+    for found in read_states(paths):
+        state = found.state
         rows.append(
             {
-                "policy": policy.name,
-                "state": location,
-                "managed": len(state.managed),
-                "last_run": None if state.last_run is None else state.last_run.to_dict(),
-                "last_apply": None if state.last_apply is None else state.last_apply.to_dict(),
-                "locked_by": None if holder is None else holder.to_dict(),
+                **found.common_fields(),
+                "state": found.location,
+                "managed": 0 if state is None else len(state.managed),
+                "last_run": None
+                if state is None or state.last_run is None
+                else state.last_run.to_dict(),
+                "last_apply": None
+                if state is None or state.last_apply is None
+                else state.last_apply.to_dict(),
             }
         )
     if output_format == "json":

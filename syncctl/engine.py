@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from syncctl.apply import DEFAULT_PARALLELISM, ApplyReport, StateJournal, apply_changes
 from syncctl.apply.applier import ProgressFn, StopFn
-from syncctl.errors import EXIT_REFUSED, LostStateError, SyncctlError
+from syncctl.errors import EXIT_REFUSED, LockHeldError, LostStateError, SyncctlError
 from syncctl.model import SourceSnapshot, TargetObject, TargetSnapshot
 from syncctl.outcomes import Outcome, PolicyResult, apply_outcome, plan_outcome
 from syncctl.ownership import Claim, candidates, lost_state_message, proven_claims
@@ -73,12 +73,25 @@ class PolicyRun:
 
     # -- steps -----------------------------------------------------------------------------
 
-    def open(self, *, lock_timeout: float = 0.0) -> None:
-        """Take the policy's lock and load its state."""
+    def open(
+        self,
+        *,
+        lock_timeout: float = 0.0,
+        on_wait: Callable[[LockHeldError], None] | None = None,
+    ) -> None:
+        """Take the policy's lock and load its state. When another run holds the lock and
+        ``lock_timeout`` allows waiting, ``on_wait`` hears who holds it before the wait (a
+        CI or pod log that says nothing for ten minutes looks hung)."""
         self.backend = open_backend(self.policy)
-        self.lock = self.backend.lock(
-            operation=self.operation, timeout=lock_timeout, ttl=self.policy.state.lock_ttl
-        )
+        ttl = self.policy.state.lock_ttl
+        try:
+            self.lock = self.backend.lock(operation=self.operation, timeout=0.0, ttl=ttl)
+        except LockHeldError as held:
+            if lock_timeout <= 0:
+                raise
+            if on_wait is not None:
+                on_wait(held)
+            self.lock = self.backend.lock(operation=self.operation, timeout=lock_timeout, ttl=ttl)
         loaded = self.backend.load()
         self.state = loaded or State(policy=self.name, tenant=self.policy.tenant.id)
 

@@ -100,7 +100,7 @@ def apply(
     selected: dict[str, tuple[Change, ...]] = {}
 
     def plan_one(run: PolicyRun) -> None:
-        run.open(lock_timeout=lock_timeout)
+        run.open(lock_timeout=lock_timeout, on_wait=progress.waiting(run.name, lock_timeout))
         run.make_plan(now=now, progress=progress.reading)
         assert run.plan is not None
         progress.done(run.name, "planned")

@@ -113,6 +113,15 @@ class PolicyProgress:
         """The Progress callable for source reads (None: no progress)."""
         return self._single
 
+    def waiting(self, policy: str, timeout: float) -> Callable[[Exception], None]:
+        """What to say, always (logs included), when a run starts waiting for a lock."""
+
+        def say(held: Exception) -> None:
+            with self._lock:
+                click.echo(f"{policy}: waiting up to {timeout:g}s for the lock: {held}", err=True)
+
+        return say
+
     def done(self, policy: str, what: str) -> None:
         if self._single is not None:
             with self._lock:

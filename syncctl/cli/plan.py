@@ -74,7 +74,7 @@ def plan(
     progress = PolicyProgress(len(runs), concurrency)
 
     def plan_one(run: PolicyRun) -> None:
-        run.open(lock_timeout=lock_timeout)
+        run.open(lock_timeout=lock_timeout, on_wait=progress.waiting(run.name, lock_timeout))
         run.make_plan(now=now, progress=progress.reading)
         result = run.finish_plan()
         progress.done(run.name, _planned_text(result))

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -47,9 +48,21 @@ def run(store: StateStore, *args: str | Path, cwd: Path) -> subprocess.Completed
     return run_syncctl(*args, cwd=cwd, **store.env)
 
 
+@dataclass
+class Holder:
+    lock_id: str
+    process: subprocess.Popen[str]
+
+    def release(self) -> None:
+        assert self.process.stdin is not None
+        if not self.process.stdin.closed:
+            self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
 @pytest.fixture
-def holder(store: StateStore, runners: tuple[Path, Path]) -> Iterator[str]:
-    """A third runner holding the lock; yields its lock id."""
+def holder(store: StateStore, runners: tuple[Path, Path]) -> Iterator[Holder]:
+    """A third runner holding the lock until released."""
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.contract.state_child", str(runners[0])],
         cwd=ROOT,
@@ -58,14 +71,14 @@ def holder(store: StateStore, runners: tuple[Path, Path]) -> Iterator[str]:
         text=True,
         env={**os.environ, **store.env},
     )
-    assert process.stdout is not None and process.stdin is not None
+    assert process.stdout is not None
     line = process.stdout.readline()
     assert line, "the holder exited before taking the lock"
+    held = Holder(str(json.loads(line)["lock_id"]), process)
     try:
-        yield str(json.loads(line)["lock_id"])
+        yield held
     finally:
-        process.stdin.close()
-        process.wait(timeout=60)
+        held.release()
 
 
 def test_two_runners_see_one_state(store: StateStore, runners: tuple[Path, Path]) -> None:
@@ -92,13 +105,35 @@ def test_two_runners_see_one_state(store: StateStore, runners: tuple[Path, Path]
 
 
 def test_a_second_runner_is_refused_at_once_naming_the_holder(
-    store: StateStore, runners: tuple[Path, Path], holder: str
+    store: StateStore, runners: tuple[Path, Path], holder: Holder
 ) -> None:
     second = runners[1]
     refused = run(store, "apply", "--auto-approve", second, cwd=second.parent)
     assert refused.returncode == 3
-    assert holder in refused.stderr and "locked by" in refused.stderr
+    assert holder.lock_id in refused.stderr and "locked by" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_a_runner_with_a_lock_timeout_says_it_waits_then_runs(
+    store: StateStore, runners: tuple[Path, Path], holder: Holder
+) -> None:
+    second = runners[1]
+    waiting = subprocess.Popen(
+        [SYNCCTL, "apply", "--auto-approve", "--lock-timeout", "120", str(second)],
+        cwd=second.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1", **store.env},
+    )
+    assert waiting.stderr is not None
+    said = waiting.stderr.readline()  # printed before it waits, also without a terminal
+    assert said.startswith("demo: waiting up to 120s for the lock:"), said
+    assert holder.lock_id in said
+    holder.release()
+    out, err = waiting.communicate(timeout=180)
+    assert waiting.returncode == 0, said + err
+    assert "Apply complete" in out
 
 
 def test_two_simultaneous_applies_never_both_run(

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 SECRET_ENV = "SYNCCTL_EMULATOR_SECRET"
 PARSE_TOKEN = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])'"
 MISSING_EXTRA = "the emulator needs the 'emulator' extra: pip install 'syncctl[emulator]'"
+# A second app granted only this, so anyone can see Graph's 403 answers (getByIds, groups...).
+RESTRICTED_ROLES = ("User.Read.All",)
 
 
 @click.group()
@@ -102,6 +104,7 @@ def serve(
         raise click.ClickException(f"cannot start the emulator: {where}: {exc.strerror}") from exc
     server.latency = latency
     server.throttle(resource_units)
+    restricted = server.add_application(RESTRICTED_ROLES)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -110,7 +113,9 @@ def serve(
     previous = signal.signal(signal.SIGTERM, on_signal)
     server.start()
     try:
-        click.echo(_json_line(server) if as_json else _describe(server, tenant))
+        click.echo(
+            _json_line(server, restricted) if as_json else _describe(server, tenant, restricted)
+        )
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:
@@ -122,7 +127,8 @@ def serve(
             click.echo("emulator stopped", err=True)
 
 
-def _json_line(server: Emulator) -> str:
+def _json_line(server: Emulator, restricted: tuple[str, str]) -> str:
+    client_id, client_secret = restricted
     return json.dumps(
         {
             "authority": server.authority,
@@ -131,12 +137,17 @@ def _json_line(server: Emulator) -> str:
             "tenant_id": server.tenant_id,
             "client_id": server.client_id,
             "client_secret": server.client_secret,
+            "restricted_client": {
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "roles": list(server.roles(client_id)),
+            },
         },
         sort_keys=True,
     )
 
 
-def _describe(server: Emulator, tenant: EmulatorTenant) -> str:
+def _describe(server: Emulator, tenant: EmulatorTenant, restricted: tuple[str, str]) -> str:
     ca = server.ca_bundle
     token_url = f"{server.authority}/{server.tenant_id}/oauth2/v2.0/token"
     return f"""\
@@ -146,8 +157,12 @@ syncctl emulator: tenant {server.tenant_id} ({len(tenant.users)} users, {len(ten
   CA bundle   {ca}
   client id   {server.client_id}
 
-The emulator's own test credential (not a real secret):
+The emulator's own test credential (not a real secret), granted {", ".join(server.roles())}:
   export {SECRET_ENV}='{server.client_secret}'
+
+A second app granted only {", ".join(server.roles(restricted[0]))}, to try Graph's 403 answers:
+  client id   {restricted[0]}
+  secret      {restricted[1]}
 
 Policy snippet:
 tenant:

@@ -8,12 +8,14 @@ updated objects (all selected properties, or only changed ones with ``Prefer:
 return=minimal``), ``@removed`` with reason ``changed`` (soft delete, restorable) or
 ``deleted`` (gone for good), and ``members@delta`` additions and removals. A group with more
 members than ``member_chunk`` repeats on following pages with the next slice of members.
+
+Objects leave out properties that were never set (user-delta.md: "If the property has never
+been set before it will not be included in the response at all"); one that had a value and
+was cleared is sent as null, so a replica can tell "cleared" from "nothing to say".
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import secrets
 import threading
 from collections import OrderedDict, deque
@@ -23,61 +25,22 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
+from syncctl.emulator.delta_token import DeltaToken
 from syncctl.emulator.odata import parse_filter, parse_select
 from syncctl.emulator.projection import project, project_many
 from syncctl.emulator.request import GraphRequest
 from syncctl.emulator.responses import GraphRequestError, Response, graph_error, json_response
-from syncctl.emulator.schema import GROUP_PROPERTIES, ODATA_TYPE, USER_PROPERTIES
+from syncctl.emulator.schema import (
+    GROUP_PROPERTIES,
+    ODATA_TYPE,
+    USER_PROFILE_ONLY,
+    USER_PROPERTIES,
+)
 from syncctl.emulator.tenant import ChangeOp, EmulatorTenant
 
 TOKEN_LIFETIME = timedelta(days=7)  # directory objects (delta-query-overview.md)
 _ROUND_LIMIT = 500
 _MAX_FILTER_IDS = 50
-
-
-@dataclass(frozen=True, slots=True)
-class DeltaToken:
-    resource: str  # "users" | "groups"
-    seq: int  # change-log position this token reports from
-    prev: int  # where the round that issued it started (for replays)
-    epoch: int  # bumped by expire_tokens()
-    issued: float  # tenant clock, POSIX seconds
-    select: tuple[str, ...] | None
-    id_filter: str | None
-
-    def encode(self) -> str:
-        raw = json.dumps(
-            [
-                self.resource,
-                self.seq,
-                self.prev,
-                self.epoch,
-                self.issued,
-                self.select,
-                self.id_filter,
-            ],
-            separators=(",", ":"),
-        ).encode()
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-    @classmethod
-    def decode(cls, text: str) -> DeltaToken:
-        try:
-            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-            resource, seq, prev, epoch, issued, select, id_filter = json.loads(raw)
-            return cls(
-                str(resource),
-                int(seq),
-                int(prev),
-                int(epoch),
-                float(issued),
-                tuple(select) if select is not None else None,
-                id_filter,
-            )
-        except (ValueError, TypeError):
-            raise GraphRequestError(
-                400, "The delta token is malformed.", "Request_BadRequest"
-            ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,13 +89,22 @@ class DeltaEngine:
         query = request.query
         if "$skiptoken" in query:
             return self._next_page(resource, query["$skiptoken"])
-        for option in ("$top", "$orderby", "$expand"):
+        for option in ("$top", "$orderby"):
             if option in query:
                 raise GraphRequestError(
                     400,
                     f"The query option '{option}' is not supported with delta queries.",
                     "Request_UnsupportedQuery",
                 )
+        if "$expand" in query and not _expands_members(resource, query["$expand"]):
+            # delta-query-groups.md documents $expand=members on groups/delta only; anything
+            # else is refused rather than answered without the expansion
+            raise GraphRequestError(
+                400,
+                f"The query option '$expand={query['$expand']}' is not supported with delta "
+                "queries.",
+                "Request_UnsupportedQuery",
+            )
         token_text = query.get("$deltatoken")
         if token_text:
             if token_text == "latest":
@@ -163,7 +135,8 @@ class DeltaEngine:
         known = set(USER_PROPERTIES if resource == "users" else GROUP_PROPERTIES)
         known.add("manager" if resource == "users" else "members")
         type_name = "microsoft.graph.user" if resource == "users" else "microsoft.graph.group"
-        select = parse_select(request.query.get("$select"), frozenset(known), type_name)
+        outside = USER_PROFILE_ONLY if resource == "users" else frozenset()
+        select = parse_select(request.query.get("$select"), frozenset(known), type_name, outside)
         id_filter = request.query.get("$filter")
         if id_filter:
             parsed = parse_filter(id_filter, frozenset({"id"}), type_name)
@@ -182,6 +155,7 @@ class DeltaEngine:
             self.tenant.now().timestamp(),
             select,
             id_filter or None,
+            _expands_members(resource, request.query.get("$expand")),
         )
 
     def _initial(self, request: GraphRequest, resource: str) -> DeltaRound:
@@ -199,6 +173,10 @@ class DeltaEngine:
                 deleted_ids = tuple(i for i in deleted_ids if keep(i))
             # one bulk projection: an initial round of 100,000 users must stay cheap
             projected = project_many([live[i] for i in live_ids], kind, _with_id(token.select))
+            cleared = self.tenant.cleared
+            projected = [
+                _set_only(p, cleared.get(i)) for i, p in zip(live_ids, projected, strict=True)
+            ]
             if kind == "user":
                 removed = [_removed(i, "changed") for i in deleted_ids]
                 plain = sorted([*projected, *removed], key=_id) if removed else projected
@@ -210,7 +188,7 @@ class DeltaEngine:
                     entries.append(_Entry(_removed(object_id, "changed"), None))
                     continue
                 members = None
-                if kind == "group" and _tracks_members(token.select):
+                if token.tracks_members:
                     members = [
                         {"@odata.type": ODATA_TYPE[self.tenant.kind_of(m) or "user"], "id": m}
                         for m in self.tenant.live_members(object_id)
@@ -245,6 +223,7 @@ class DeltaEngine:
                 self.tenant.now().timestamp(),
                 token.select,
                 token.id_filter,
+                token.expand_members,
             )
             entries = [
                 entry
@@ -257,6 +236,7 @@ class DeltaEngine:
                         changed[object_id],
                         members.get(object_id, {}),
                         select=token.select,
+                        tracks_members=token.tracks_members,
                         minimal=minimal,
                     )
                 )
@@ -273,6 +253,7 @@ class DeltaEngine:
         member_changes: Mapping[str, tuple[ChangeOp, str]],
         *,
         select: tuple[str, ...] | None,
+        tracks_members: bool,
         minimal: bool,
     ) -> _Entry | None:
         live = self.tenant.users if kind == "user" else self.tenant.groups
@@ -280,7 +261,6 @@ class DeltaEngine:
         if object_id not in live:
             reason = "changed" if object_id in deleted else "deleted"
             return _Entry(_removed(object_id, reason), None)
-        tracks_members = kind == "group" and _tracks_members(select)
         whole = bool(ops & {ChangeOp.RESTORE}) or "id" in changed  # restored or created
         net = dict(member_changes)
         if whole and kind == "group":
@@ -303,6 +283,7 @@ class DeltaEngine:
             base = project(live[object_id], kind, names, always_id=True)
         else:
             base = project(live[object_id], kind, selected, always_id=True)
+        base = _set_only(base, self.tenant.cleared.get(object_id))
         return _Entry(base, member_list if tracks_members and member_list else None)
 
     # ---- paging ---------------------------------------------------------------------------
@@ -401,6 +382,8 @@ class DeltaEngine:
         location = f"{self.base_url}/v1.0/{token.resource}/delta?"
         if token.select:
             location += f"$select={quote(','.join(token.select), safe=',')}&"
+        if token.expand_members:
+            location += "$expand=members&"
         location += "$deltatoken="
         return graph_error(
             410,
@@ -419,6 +402,15 @@ class DeltaEngine:
         return lambda object_id: parsed.predicate({"id": object_id})
 
 
+def _set_only(item: dict[str, Any], cleared: set[str] | None) -> dict[str, Any]:
+    """The item without properties that were never set: null values, unless the property
+    once had a value (then null is news a replica must apply)."""
+    if None not in item.values():  # the common case costs one C-level scan
+        return item
+    keep = cleared or set()
+    return {k: v for k, v in item.items() if v is not None or k in keep}
+
+
 def _id(item: dict[str, Any]) -> str:
     return str(item["id"])
 
@@ -427,8 +419,8 @@ def _removed(object_id: str, reason: str) -> dict[str, Any]:
     return {"id": object_id, "@removed": {"reason": reason}}
 
 
-def _tracks_members(select: tuple[str, ...] | None) -> bool:
-    return select is None or "members" in select
+def _expands_members(resource: str, expand: str | None) -> bool:
+    return resource == "groups" and (expand or "").strip().lower() == "members"
 
 
 def _with_id(select: tuple[str, ...] | None) -> tuple[str, ...] | None:

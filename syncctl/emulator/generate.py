@@ -5,6 +5,12 @@ Fixed groups the demo and tests rely on (always present, whatever ``groups`` say
 - "Vault Admins"; "PM-Engineering", "PM-Finance", "PM-Support"; "PM-Archive" (empty);
 - "All Company": a Microsoft 365 group holding every member user (the very large group).
 The remaining groups are department security groups and Microsoft 365 project groups.
+
+Groups are not only users and groups: the scope group, the deepest nested group, "Dept - IT"
+and "All Company" also hold a few devices, service principals and organisational contacts
+(group-list-members.md). Those come from their own seeded generator, after everything else,
+so adding them left every user and group of a seed as it was; their number grows slowly with
+the tenant (a 100,000-user tenant gets a few dozen), keeping large tenants cheap.
 """
 
 from __future__ import annotations
@@ -275,7 +281,100 @@ def build_tenant(users: int, groups: int, seed: int) -> EmulatorTenant:
             name = f"Project {project}{suffix}"
             group_id = add_group(name, unified=True, description=f"Project {project} team")
             tenant.members[group_id] = sample(user_ids, rng.uniform(0.005, 0.05))
+    it_group = tenant.group_by_name("Dept - IT")
+    holders = [scope, chain[2], all_company] + ([str(it_group["id"])] if it_group else [])
+    _add_other_members(tenant, random.Random(f"{seed}:others"), users, holders)
     return tenant
+
+
+OPERATING_SYSTEMS = (("Windows", "10.0.22631.3447"), ("iOS", "17.4.1"), ("MacMDM", "14.4.1"))
+SERVICE_APPS = ("Contoso Backup Agent", "HR Connector", "Vault Sync Service", "Build Runner")
+CONTACT_COMPANIES = ("Fabrikam", "Northwind Traders", "Adatum")
+
+
+def _add_other_members(
+    tenant: EmulatorTenant, rng: random.Random, users: int, holders: list[str]
+) -> None:
+    """Devices, service principals and org contacts, each a member of one or two holders."""
+
+    def new_id() -> str:
+        return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+    extra = min(40, users // 2500)
+    made: list[str] = []
+    for index in range(3 + extra):
+        system, version = OPERATING_SYSTEMS[index % len(OPERATING_SYSTEMS)]
+        device = _make_device(rng, new_id(), new_id(), index, (system, version))
+        tenant.others["device"][device["id"]] = device
+        made.append(device["id"])
+    for index in range(2 + extra // 2):
+        app = SERVICE_APPS[index % len(SERVICE_APPS)]
+        suffix = f" {index // len(SERVICE_APPS) + 1}" if index >= len(SERVICE_APPS) else ""
+        app_id = new_id()
+        principal: dict[str, Any] = {
+            "id": new_id(),
+            "deletedDateTime": None,
+            "accountEnabled": True,
+            "appDisplayName": app + suffix,
+            "appId": app_id,
+            "appOwnerOrganizationId": tenant.tenant_id,
+            "displayName": app + suffix,
+            "servicePrincipalNames": [app_id],
+            "servicePrincipalType": "Application",
+            "tags": ["WindowsAzureActiveDirectoryIntegratedApp"],
+        }
+        tenant.others["servicePrincipal"][str(principal["id"])] = principal
+        made.append(str(principal["id"]))
+    for index in range(2 + extra // 2):
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        company = CONTACT_COMPANIES[index % len(CONTACT_COMPANIES)]
+        mail = f"{first}.{last}{index}@{company.split()[0].lower()}.example".lower()
+        contact: dict[str, Any] = {
+            "id": new_id(),
+            "deletedDateTime": None,
+            "businessPhones": [],
+            "city": rng.choice(OFFICES),
+            "companyName": company,
+            "country": None,
+            "department": None,
+            "displayName": f"{first} {last} ({company})",
+            "givenName": first,
+            "jobTitle": None,
+            "mail": mail,
+            "mailNickname": mail.split("@")[0].replace(".", ""),
+            "proxyAddresses": [f"SMTP:{mail}"],
+            "surname": last,
+        }
+        tenant.others["orgContact"][str(contact["id"])] = contact
+        made.append(str(contact["id"]))
+    for kind in ("device", "servicePrincipal", "orgContact"):
+        # the first object of each kind goes to the scope group, the next to the next holder
+        for position, object_id in enumerate(o for o in made if tenant.kind_of(o) == kind):
+            tenant.members[holders[position % len(holders)]].add(object_id)
+            if rng.random() < 0.3:
+                tenant.members[rng.choice(holders)].add(object_id)
+
+
+def _make_device(
+    rng: random.Random, object_id: str, device_id: str, index: int, os: tuple[str, str]
+) -> dict[str, Any]:
+    system, version = os
+    created = BASE_DATE + timedelta(minutes=rng.randrange(0, 60 * 24 * 600))
+    prefix = {"Windows": "LAPTOP", "iOS": "IPHONE", "MacMDM": "MAC"}[system]
+    return {
+        "id": object_id,
+        "deletedDateTime": None,
+        "accountEnabled": True,
+        "approximateLastSignInDateTime": utc_iso(created + timedelta(days=rng.randrange(1, 90))),
+        "createdDateTime": utc_iso(created),
+        "deviceId": device_id,
+        "displayName": f"{prefix}-{index:04d}",
+        "isCompliant": rng.random() < 0.8,
+        "isManaged": True,
+        "operatingSystem": system,
+        "operatingSystemVersion": version,
+        "trustType": "AzureAd" if system == "Windows" else "Workplace",
+    }
 
 
 def _make_user(

@@ -1,4 +1,4 @@
-"""Microsoft Graph v1.0 routes: authentication, throttling, dispatch, $batch, getByIds, PATCH.
+"""Microsoft Graph v1.0 routes: authentication, throttling, dispatch, reads, getByIds.
 
 Everything here works on ``GraphRequest`` -> ``Response`` so that ``$batch`` items travel the
 same path as HTTP requests (each item authenticated by the batch, throttled on its own).
@@ -6,13 +6,13 @@ same path as HTTP requests (each item authenticated by the batch, throttled on i
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from syncctl.emulator import permissions
+from syncctl.emulator.batch import run_batch
 from syncctl.emulator.delta import DeltaEngine
 from syncctl.emulator.faults import Faults
 from syncctl.emulator.identity import Identity
@@ -23,30 +23,30 @@ from syncctl.emulator.listing import (
     count_not_supported,
 )
 from syncctl.emulator.odata import parse_select
-from syncctl.emulator.projection import project
+from syncctl.emulator.projection import project, with_odata_id
 from syncctl.emulator.request import GraphRequest
 from syncctl.emulator.responses import (
     GraphRequestError,
     Response,
     graph_error,
     json_response,
-    rewritten,
+    stamp_request_ids,
+    throttled_error,
 )
 from syncctl.emulator.schema import (
+    DIRECTORY_OBJECT_PROPERTIES,
     GROUP_FILTERABLE,
     GROUP_FILTERABLE_ADVANCED,
     GROUP_PROPERTIES,
-    READ_ONLY,
     USER_FILTERABLE,
     USER_FILTERABLE_ADVANCED,
+    USER_PROFILE_ONLY,
     USER_PROPERTIES,
 )
-from syncctl.emulator.tenant import EmulatorTenant, TenantError
-from syncctl.emulator.throttle import ResourceUnitBudget, resource_units
+from syncctl.emulator.tenant import EmulatorTenant
+from syncctl.emulator.throttle import ResourceUnitBudget, format_retry_after, resource_units
+from syncctl.emulator.writes import delete_group, patch_user
 
-BOOLEAN_PROPERTIES = frozenset({"accountEnabled", "onPremisesSyncEnabled"})
-COLLECTION_PROPERTIES = frozenset({"businessPhones", "otherMails", "proxyAddresses"})
-MAX_BATCH = 20
 MAX_GET_BY_IDS = 1000
 _GUIDish = r"[^/]+"
 
@@ -58,6 +58,7 @@ USERS = CollectionSpec(
     USER_FILTERABLE,
     USER_FILTERABLE_ADVANCED,
     with_type=False,
+    outside_store=USER_PROFILE_ONLY,
 )
 GROUPS = CollectionSpec(
     "Group",
@@ -72,13 +73,20 @@ DIRECTORY_OBJECTS = CollectionSpec(
     "DirectoryObject",
     "microsoft.graph.directoryObject",
     "$metadata#directoryObjects",
-    USER_PROPERTIES | GROUP_PROPERTIES,
+    DIRECTORY_OBJECT_PROPERTIES,
     USER_FILTERABLE | GROUP_FILTERABLE,
     USER_FILTERABLE_ADVANCED | GROUP_FILTERABLE_ADVANCED,
     with_type=True,
 )
 
 Handler = Callable[[GraphRequest, "re.Match[str]"], Response]
+# The app roles a request's token grants; None: not known here (every kind readable).
+RolesOf = Callable[[GraphRequest], "frozenset[str] | None"]
+
+
+def can_read(roles: frozenset[str], kind: str) -> bool:
+    """Whether member lists show ``kind`` in full (the permission model decides)."""
+    return permissions.can_read(roles, kind)
 
 
 class GraphService:
@@ -96,7 +104,12 @@ class GraphService:
         self.faults = faults
         self.budget = budget
         self.delta = DeltaEngine(tenant, base_url)
-        self.reader = CollectionReader(base_url, self._store, tenant.versions)
+        self.reader = CollectionReader(
+            base_url, self._store, tenant.versions, self._directory_url()
+        )
+        # Set by the permission model: member lists show unreadable kinds with limited
+        # information (see _member_readable).
+        self.roles_of: RolesOf = lambda _request: permissions.current_roles()
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("GET", re.compile(r"^/v1\.0/users/?$", re.IGNORECASE), self._list_users),
             ("GET", re.compile(r"^/v1\.0/users/\$count$", re.IGNORECASE), self._count_users),
@@ -118,6 +131,11 @@ class GraphService:
                 "GET",
                 re.compile(rf"^/v1\.0/groups/(?P<id>{_GUIDish})$", re.IGNORECASE),
                 self._get_group,
+            ),
+            (
+                "DELETE",
+                re.compile(rf"^/v1\.0/groups/(?P<id>{_GUIDish})$", re.IGNORECASE),
+                self._delete_group,
             ),
             (
                 "GET",
@@ -154,17 +172,21 @@ class GraphService:
                 ),
                 self._get_directory_object,
             ),
-            ("POST", re.compile(r"^/v1\.0/\$batch$", re.IGNORECASE), self._batch),
+            (
+                "POST",
+                re.compile(r"^/v1\.0/\$batch$", re.IGNORECASE),
+                lambda request, _: run_batch(request, self._throttled, self.faults),
+            ),
         ]
 
     # ---- entry ------------------------------------------------------------------------------
     def handle(self, request: GraphRequest) -> Response:
         """An HTTP request to Graph: authenticate, throttle, dispatch."""
-        problem = self.identity.check_bearer(request.header("Authorization"))
-        if problem is not None:
+        bearer = self.identity.authenticate(request.header("Authorization"))
+        if bearer.problem is not None:
             return graph_error(
                 401,
-                problem,
+                bearer.problem,
                 "InvalidAuthenticationToken",
                 client_request_id=request.header("client-request-id"),
                 headers={
@@ -174,23 +196,24 @@ class GraphService:
                     'client_id="00000003-0000-0000-c000-000000000000"'
                 },
             )
-        if request.path.lower() == "/v1.0/$batch":
-            return self._with_ids(request, self._dispatch(request))
-        return self._with_ids(request, self._throttled(request))
+        with permissions.granting(bearer.roles):  # what require() and member lists check
+            if request.path.lower() == "/v1.0/$batch":
+                return self._with_ids(request, self._dispatch(request))
+            return self._with_ids(request, self._throttled(request))
 
     def _throttled(self, request: GraphRequest) -> Response:
         units = resource_units(request.method, request.path, request.query)
         verdict = self.budget.charge(units)
         if not verdict.allowed:
             headers = {
-                "Retry-After": str(verdict.retry_after),
+                "Retry-After": format_retry_after(verdict.retry_after),
                 "x-ms-throttle-scope": (
                     f"Tenant_Application/ReadWrite/{self.identity.client_id}/{self.tenant.tenant_id}"
                 ),
                 "x-ms-throttle-information": "ResourceUnitLimitExceeded",
                 "x-ms-resource-unit": str(units),
             }
-            return graph_error(429, "Please retry again later.", "TooManyRequests", headers=headers)
+            return throttled_error(headers)
         response = self._dispatch(request)
         response.headers["x-ms-resource-unit"] = str(units)
         response.headers.setdefault("Cache-Control", "no-cache")
@@ -206,6 +229,9 @@ class GraphService:
         response.headers.setdefault(
             "client-request-id", request.header("client-request-id") or request_id
         )
+        stamp_request_ids(
+            response, response.headers["request-id"], response.headers["client-request-id"]
+        )
         return response
 
     def _dispatch(self, request: GraphRequest) -> Response:
@@ -217,6 +243,7 @@ class GraphService:
                         continue
                     if method != request.method:
                         continue
+                    permissions.require(request, self.tenant)  # 403 unless a role allows it
                     return handler(request, match)
                 if any(p.match(request.path) for _, p, _ in self._routes):
                     return graph_error(
@@ -234,13 +261,11 @@ class GraphService:
 
     # ---- lookups -----------------------------------------------------------------------------
     def _store(self, kind: str) -> Mapping[str, Mapping[str, Any]]:
-        if kind == "user":
-            return self.tenant.users
-        if kind == "group":
-            return self.tenant.groups
         if kind == "deleted:user":
             return self.tenant.deleted_users
-        return self.tenant.deleted_groups
+        if kind == "deleted:group":
+            return self.tenant.deleted_groups
+        return self.tenant.store_of(kind)
 
     def _lookup(self, kind: str, object_id: str) -> Mapping[str, Any] | None:
         return self._store(kind).get(object_id)
@@ -292,7 +317,12 @@ class GraphService:
 
     def _get_user(self, request: GraphRequest, match: re.Match[str]) -> Response:
         user = self._user(match["id"])
-        select = parse_select(request.query.get("$select"), USER_PROPERTIES, "microsoft.graph.user")
+        select = parse_select(
+            request.query.get("$select"),
+            USER_PROPERTIES,
+            "microsoft.graph.user",
+            USER_PROFILE_ONLY,
+        )
         body = {"@odata.context": self._single_context("users", select)}
         body.update(project(user, "user", select))
         return json_response(body)
@@ -334,8 +364,12 @@ class GraphService:
                 USER_PROPERTIES,
                 USER_FILTERABLE,
                 USER_FILTERABLE_ADVANCED,
-                with_type=True,
+                # group-list-transitivemembers.md examples 3-5: cast lists carry no
+                # @odata.type on their items (the context names the type)
+                with_type=False,
                 advanced_required=transitive,
+                outside_store=USER_PROFILE_ONLY,
+                odata_id=True,
             )
         elif cast == "group":
             spec = CollectionSpec(
@@ -345,8 +379,9 @@ class GraphService:
                 GROUP_PROPERTIES,
                 GROUP_FILTERABLE,
                 GROUP_FILTERABLE_ADVANCED,
-                with_type=True,
+                with_type=False,
                 advanced_required=transitive,
+                odata_id=True,
             )
         else:
             spec = DIRECTORY_OBJECTS
@@ -359,7 +394,15 @@ class GraphService:
                     kinds[member_id] = kind
             return Candidates(list(kinds), kinds=kinds)
 
-        return self.reader.read(request, spec, candidates)
+        return self.reader.read(request, spec, candidates, self._member_readable(request))
+
+    def _member_readable(self, request: GraphRequest) -> Callable[[str], bool] | None:
+        """Which member kinds the request's app may read in full (the only place member
+        lists consult permissions; None when the roles are unknown)."""
+        roles = self.roles_of(request)
+        if roles is None:
+            return None
+        return lambda kind: can_read(roles, kind)
 
     def _member_ids(self, group_id: str, transitive: bool, cast: str | None) -> list[str]:
         ids = (
@@ -425,68 +468,27 @@ class GraphService:
             raise _not_found(key)
         select = parse_select(
             request.query.get("$select"),
-            USER_PROPERTIES | GROUP_PROPERTIES,
+            DIRECTORY_OBJECT_PROPERTIES,
             "microsoft.graph.directoryObject",
         )
         body = {"@odata.context": f"{self.base_url}/v1.0/$metadata#directoryObjects/$entity"}
-        body.update(project(obj, kind, select, with_type=True))
+        shown = project(obj, kind, select, with_type=True)
+        # directoryobject-get.md: the object read through directoryObjects carries @odata.id
+        body.update(with_odata_id(shown, self._directory_url(), kind))
         return json_response(body)
 
-    # ---- writes ---------------------------------------------------------------------------
+    def _directory_url(self) -> str:
+        """Where @odata.id links point: Microsoft's are https://graph.microsoft.com/v2/
+        {tenant id}/directoryObjects (directoryobject-get.md); the emulator's own host."""
+        return f"{self.base_url}/v2/{self.tenant.tenant_id}/directoryObjects"
+
+    # ---- writes (writes.py) ---------------------------------------------------------------
     def _patch_user(self, request: GraphRequest, match: re.Match[str]) -> Response:
         user = self._user(match["id"])
-        body = request.json_body()
-        if not isinstance(body, dict) or not body:
-            raise GraphRequestError(400, "Empty or invalid PATCH payload.", "BadRequest")
-        changes: dict[str, Any] = {}
-        for name, value in body.items():
-            if name not in USER_PROPERTIES:
-                raise GraphRequestError(
-                    400,
-                    f"Property '{name}' does not exist as a declared property or extension "
-                    "property.",
-                    "Request_BadRequest",
-                )
-            if name in READ_ONLY:
-                raise GraphRequestError(
-                    400, f"Property '{name}' is read-only and cannot be set.", "Request_BadRequest"
-                )
-            if name == "passwordProfile":
-                if not isinstance(value, dict) or not value.get("password"):
-                    raise GraphRequestError(
-                        400,
-                        "Invalid value specified for property 'passwordProfile'.",
-                        "Request_BadRequest",
-                    )
-                # The password itself is never stored: only the fact that it changed.
-                changes["lastPasswordChangeDateTime"] = True
-                continue
-            if not _value_fits(name, value):
-                raise GraphRequestError(
-                    400,
-                    f"Invalid value specified for property '{name}' of resource 'User'.",
-                    "Request_BadRequest",
-                )
-            changes[name] = value
-        try:
-            self._apply_user_changes(str(user["id"]), changes)
-        except TenantError as exc:
-            raise GraphRequestError(
-                400,
-                "Another object with the same value for property userPrincipalName already exists."
-                if "already exists" in str(exc)
-                else str(exc),
-                "Request_BadRequest",
-            ) from None
-        return Response(204)
+        return patch_user(self.tenant, str(user["id"]), request.json_body())
 
-    def _apply_user_changes(self, user_id: str, changes: Mapping[str, Any]) -> None:
-        password_changed = "lastPasswordChangeDateTime" in changes
-        writable = {k: v for k, v in changes.items() if k != "lastPasswordChangeDateTime"}
-        if writable:
-            self.tenant.update_user(user_id, **writable)
-        if password_changed:
-            self.tenant.record_password_change(user_id)
+    def _delete_group(self, request: GraphRequest, match: re.Match[str]) -> Response:
+        return delete_group(self.tenant, str(self._group(match["id"])["id"]))
 
     def _get_by_ids(self, request: GraphRequest, _: re.Match[str]) -> Response:
         body = request.json_body()
@@ -508,121 +510,18 @@ class GraphService:
             wanted.add(short)
         select = parse_select(
             request.query.get("$select"),
-            USER_PROPERTIES | GROUP_PROPERTIES,
+            DIRECTORY_OBJECT_PROPERTIES,
             "microsoft.graph.directoryObject",
         )
         value = []
         for object_id in ids:
             kind = self.tenant.kind_of(object_id)
             obj = self._lookup(kind, object_id) if kind else None
-            if kind in wanted and obj is not None:
+            if kind is not None and kind.lower() in wanted and obj is not None:
                 value.append(project(obj, kind, select, with_type=True))
         return json_response(
             {"@odata.context": f"{self.base_url}/v1.0/$metadata#directoryObjects", "value": value}
         )
-
-    # ---- $batch ---------------------------------------------------------------------------
-    def _batch(self, request: GraphRequest, _: re.Match[str]) -> Response:
-        body = request.json_body()
-        items = body.get("requests") if isinstance(body, dict) else None
-        if not isinstance(items, list) or not items:
-            raise GraphRequestError(400, "Invalid batch payload format.", "BadRequest")
-        if len(items) > MAX_BATCH:
-            raise GraphRequestError(
-                400,
-                f"Number of requests in batch exceeds the maximum limit of {MAX_BATCH}.",
-                "BadRequest",
-            )
-        seen: dict[str, Mapping[str, Any]] = {}
-        for item in items:
-            if not isinstance(item, dict) or not {"id", "method", "url"} <= set(item):
-                raise GraphRequestError(400, "Invalid batch payload format.", "BadRequest")
-            item_id = str(item["id"])
-            if item_id.casefold() in {k.casefold() for k in seen}:  # ids are not case-sensitive
-                raise GraphRequestError(
-                    400, f"Batch request ids must be unique; '{item_id}' repeats.", "BadRequest"
-                )
-            if "body" in item and "content-type" not in {
-                k.lower() for k in (item.get("headers") or {})
-            }:
-                raise GraphRequestError(
-                    400,
-                    f"Batch request '{item_id}' has a body but no Content-Type header.",
-                    "BadRequest",
-                )
-            seen[item_id] = item
-        for item in items:
-            for dependency in item.get("dependsOn") or []:
-                if str(dependency) not in seen:
-                    raise GraphRequestError(
-                        400,
-                        f"Batch request '{item['id']}' depends on unknown '{dependency}'.",
-                        "BadRequest",
-                    )
-        results: dict[str, Response] = {}
-        for item in items:
-            item_id = str(item["id"])
-            failed = [
-                d
-                for d in item.get("dependsOn") or []
-                if str(d) in results and results[str(d)].status >= 400
-            ]
-            if failed:
-                results[item_id] = graph_error(424, "Failed dependency.", "FailedDependency")
-                continue
-            results[item_id] = self._batch_item(item)
-        # Graph answers in any order: a stable shuffle keeps tests deterministic
-        order = sorted(results, key=lambda i: hashlib.sha256(i.encode()).hexdigest())
-        responses = []
-        for item_id in order:
-            response = results[item_id]
-            entry: dict[str, Any] = {"id": item_id, "status": response.status}
-            headers = {
-                k: v
-                for k, v in response.headers.items()
-                if k.lower() not in ("request-id", "client-request-id")
-            }
-            if headers:
-                entry["headers"] = headers
-            if response.body:
-                entry["body"] = response.json_value()
-            responses.append(entry)
-        return json_response({"responses": responses})
-
-    def _batch_item(self, item: Mapping[str, Any]) -> Response:
-        url = str(item["url"])
-        if "://" in url:
-            return graph_error(400, "Batch request urls must be relative.", "BadRequest")
-        target = "/v1.0" + (url if url.startswith("/") else "/" + url)
-        body = item.get("body")
-        payload = b"" if body is None else _encode_body(body)
-        headers = {str(k): str(v) for k, v in (item.get("headers") or {}).items()}
-        inner = GraphRequest.from_target(str(item["method"]), target, headers, payload)
-        if inner.path.lower() == "/v1.0/$batch":
-            return graph_error(400, "Nested batches are not supported.", "BadRequest")
-        fault = self.faults.take(inner.method, target)
-        if fault is not None and fault.status is not None:
-            headers_out = (
-                {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-            )
-            return graph_error(fault.status, fault.message, headers=headers_out)
-        response = self._throttled(inner)
-        if fault is not None and fault.rewrite is not None:
-            return rewritten(response, fault.rewrite)
-        return response
-
-
-def _encode_body(body: Any) -> bytes:
-    return json.dumps(body).encode()
-
-
-def _value_fits(name: str, value: Any) -> bool:
-    """The JSON type Graph's user schema wants (strings may be null)."""
-    if name in BOOLEAN_PROPERTIES:
-        return isinstance(value, bool)
-    if name in COLLECTION_PROPERTIES:
-        return isinstance(value, list) and all(isinstance(v, str) for v in value)
-    return value is None or isinstance(value, str)
 
 
 def _not_found(key: str) -> GraphRequestError:

@@ -1,6 +1,12 @@
 """The Microsoft identity platform parts MSAL needs: OpenID discovery and the v2.0 token
 endpoint for the client-credentials grant (client secret, certificate assertion, federated
 assertion), plus validation of the bearer tokens it issues.
+
+The tenant holds several app registrations (``Application``), each with its own credentials
+and the Graph application permissions an admin consented to. As in Entra, a token carries the
+app's permissions in its ``roles`` claim as they were when it was issued; Graph decides from
+that claim (``syncctl.emulator.permissions``), so changing an app's roles affects only tokens
+issued afterwards.
 """
 
 from __future__ import annotations
@@ -13,8 +19,8 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
@@ -29,7 +35,10 @@ GRAPH_RESOURCE = "https://graph.microsoft.com"
 STORAGE_RESOURCE = "https://storage.azure.com"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 FEDERATION_AUDIENCE = "api://AzureADTokenExchange"
-APP_ROLES = ("Directory.Read.All", "GroupMember.Read.All", "User.Read.All")
+# What syncctl needs and the default app is granted: every route syncctl calls accepts one of
+# these (see permissions.RULES); Directory.Read.All is the one getByIds and
+# /directoryObjects/{id} document, and it also reads deleted groups.
+DEFAULT_ROLES = ("Directory.Read.All", "GroupMember.Read.All", "User.Read.All")
 ASSERTION_ALGORITHMS = ["RS256", "PS256", "ES256"]
 
 
@@ -40,45 +49,118 @@ class FederatedCredential:
     public_key_pem: bytes | None  # when given, the assertion's signature must verify
 
 
+@dataclass(eq=False)
+class Application:
+    """One app registration: its credentials and its granted application permissions."""
+
+    client_id: str
+    client_secret: str
+    roles: tuple[str, ...]
+    certificates: dict[str, PublicKeyTypes] = field(default_factory=dict)  # x5t / x5t#S256
+    certificate_keys: list[PublicKeyTypes] = field(default_factory=list)
+    federated: list[FederatedCredential] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Bearer:
+    """What a request's Authorization header proves: Graph's 401 message, or (problem None)
+    the roles its valid token grants."""
+
+    problem: str | None
+    roles: frozenset[str] = frozenset()
+
+
+def _roles(roles: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(roles, str):
+        raise TypeError("roles is a collection of permission names, not one string")
+    names = tuple(dict.fromkeys(roles))
+    if not all(isinstance(n, str) and n for n in names):
+        raise ValueError(f"roles must be permission names, e.g. 'User.Read.All': {roles!r}")
+    return names
+
+
 def _b64url(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 class Identity:
-    """Issues and checks tokens for one app registration in one tenant."""
+    """Issues and checks tokens for the app registrations of one tenant. The first app is the
+    default one (``client_id``, ``client_secret``), granted ``DEFAULT_ROLES``."""
 
     def __init__(self, base_url: str, tenant_id: str, domain: str) -> None:
         self.base_url = base_url
         self.tenant_id = tenant_id
         self.domain = domain
-        self.client_id = str(uuid.uuid4())
-        self.client_secret = secrets.token_urlsafe(30)
         self.token_lifetime = 3599
         # Access tokens are minted and checked against this clock, so a test can let a token
         # expire by moving it forward instead of sleeping.
         self.clock: Callable[[], float] = time.time
         self._signing_key = secrets.token_bytes(32)
         self._lock = threading.Lock()
-        self._certificates: dict[str, PublicKeyTypes] = {}  # x5t or x5t#S256 -> key
-        self._certificate_keys: list[PublicKeyTypes] = []
-        self._federated: list[FederatedCredential] = []
-        self._verified: dict[str, float] = {}  # token -> exp, for tokens already checked
+        self._applications: dict[str, Application] = {}
+        self._verified: dict[str, tuple[float, Bearer]] = {}  # token -> (exp, what it grants)
+        self.default = self.add_application(DEFAULT_ROLES)
+
+    @property
+    def client_id(self) -> str:
+        return self.default.client_id
+
+    @property
+    def client_secret(self) -> str:
+        return self.default.client_secret
 
     # ---- configuration ---------------------------------------------------------------
-    def add_client_certificate(self, cert_pem: bytes) -> None:
+    def add_application(
+        self,
+        roles: Iterable[str] = (),
+        *,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+    ) -> Application:
+        """Register an app granted exactly ``roles`` (application permissions)."""
+        app = Application(
+            client_id or str(uuid.uuid4()),
+            client_secret or secrets.token_urlsafe(30),
+            _roles(roles),
+        )
+        with self._lock:
+            if app.client_id in self._applications:
+                raise ValueError(f"an application {app.client_id} is already registered")
+            self._applications[app.client_id] = app
+        return app
+
+    def application(self, client_id: str | None = None) -> Application:
+        """The app registered as ``client_id`` (default: the default app); KeyError if none."""
+        if client_id is None:
+            return self.default
+        with self._lock:
+            return self._applications[client_id]
+
+    def set_roles(self, roles: Iterable[str], client_id: str | None = None) -> None:
+        """Grant an app exactly ``roles`` from now on; tokens already issued keep theirs."""
+        app = self.application(client_id)
+        app.roles = _roles(roles)
+
+    def add_client_certificate(self, cert_pem: bytes, client_id: str | None = None) -> None:
+        app = self.application(client_id)
         cert = x509.load_pem_x509_certificate(cert_pem)
         der = cert.public_bytes(serialization.Encoding.DER)
         key = cert.public_key()
         with self._lock:
-            self._certificates[_b64url(hashlib.sha1(der).digest())] = key
-            self._certificates[_b64url(hashlib.sha256(der).digest())] = key
-            self._certificate_keys.append(key)
+            app.certificates[_b64url(hashlib.sha1(der).digest())] = key
+            app.certificates[_b64url(hashlib.sha256(der).digest())] = key
+            app.certificate_keys.append(key)
 
     def add_federated_credential(
-        self, issuer: str, subject: str, public_key_pem: bytes | None = None
+        self,
+        issuer: str,
+        subject: str,
+        public_key_pem: bytes | None = None,
+        client_id: str | None = None,
     ) -> None:
+        app = self.application(client_id)
         with self._lock:
-            self._federated.append(FederatedCredential(issuer, subject, public_key_pem))
+            app.federated.append(FederatedCredential(issuer, subject, public_key_pem))
 
     # ---- endpoints -----------------------------------------------------------------------
     def _knows_tenant(self, tenant: str) -> bool:
@@ -135,7 +217,9 @@ class Identity:
                 "The app requested an unsupported grant type; only client_credentials is emulated.",
             )
         client_id = form.get("client_id") or (basic_auth[0] if basic_auth else "")
-        if client_id != self.client_id:
+        with self._lock:
+            app = self._applications.get(client_id)
+        if app is None:
             return identity_error(
                 400,
                 "unauthorized_client",
@@ -148,7 +232,7 @@ class Identity:
             return scope_error
         secret = form.get("client_secret") or (basic_auth[1] if basic_auth else None)
         if secret is not None:
-            if not hmac.compare_digest(secret.encode(), self.client_secret.encode()):
+            if not hmac.compare_digest(secret.encode(), app.client_secret.encode()):
                 return identity_error(
                     401,
                     "invalid_client",
@@ -159,7 +243,7 @@ class Identity:
                 )
         elif "client_assertion" in form:
             problem = self._check_assertion(
-                form.get("client_assertion_type", ""), form["client_assertion"]
+                app, form.get("client_assertion_type", ""), form["client_assertion"]
             )
             if problem is not None:
                 return problem
@@ -176,7 +260,9 @@ class Identity:
             "token_type": "Bearer",
             "expires_in": lifetime,
             "ext_expires_in": lifetime,
-            "access_token": self.mint_token(lifetime, audience=_audience(form["scope"])),
+            "access_token": self.mint_token(
+                lifetime, audience=_audience(form["scope"]), client_id=app.client_id
+            ),
         }
         return Response(
             200,
@@ -209,7 +295,9 @@ class Identity:
             )
         return None
 
-    def _check_assertion(self, assertion_type: str, assertion: str) -> Response | None:
+    def _check_assertion(
+        self, app: Application, assertion_type: str, assertion: str
+    ) -> Response | None:
         if assertion_type != ASSERTION_TYPE:
             return identity_error(
                 400,
@@ -241,17 +329,17 @@ class Identity:
                 "Client assertion is not within its valid time range.",
             )
         issuer, subject = claims.get("iss"), claims.get("sub")
-        if issuer == self.client_id and subject == self.client_id:
-            return self._check_certificate_assertion(header, assertion)
-        return self._check_federated_assertion(str(issuer), str(subject), claims, assertion)
+        if issuer == app.client_id and subject == app.client_id:
+            return self._check_certificate_assertion(app, header, assertion)
+        return self._check_federated_assertion(app, str(issuer), str(subject), claims, assertion)
 
     def _check_certificate_assertion(
-        self, header: Mapping[str, Any], assertion: str
+        self, app: Application, header: Mapping[str, Any], assertion: str
     ) -> Response | None:
         thumbprint = header.get("x5t#S256") or header.get("x5t") or header.get("kid")
         with self._lock:
-            key = self._certificates.get(str(thumbprint)) if thumbprint else None
-            candidates = [key] if key is not None else list(self._certificate_keys)
+            key = app.certificates.get(str(thumbprint)) if thumbprint else None
+            candidates = [key] if key is not None else list(app.certificate_keys)
         audiences = [self.token_endpoint(), f"{self.base_url}/{self.tenant_id}/v2.0"]
         for candidate in candidates:
             try:
@@ -289,10 +377,15 @@ class Identity:
         )
 
     def _check_federated_assertion(
-        self, issuer: str, subject: str, claims: Mapping[str, Any], assertion: str
+        self,
+        app: Application,
+        issuer: str,
+        subject: str,
+        claims: Mapping[str, Any],
+        assertion: str,
     ) -> Response | None:
         with self._lock:
-            matches = [f for f in self._federated if f.issuer == issuer and f.subject == subject]
+            matches = [f for f in app.federated if f.issuer == issuer and f.subject == subject]
         if not matches:
             return identity_error(
                 400,
@@ -327,10 +420,14 @@ class Identity:
         return None
 
     # ---- access tokens -----------------------------------------------------------------
-    def mint_token(self, lifetime: int = 3600, audience: str = GRAPH_RESOURCE) -> str:
-        """A Graph access token valid for at least ``lifetime`` seconds from now. NumericDates
-        are whole seconds: ``exp`` rounds up (rounding down would cut up to a second off, so a
-        1-second token could be expired before its first use)."""
+    def mint_token(
+        self, lifetime: int = 3600, audience: str = GRAPH_RESOURCE, client_id: str | None = None
+    ) -> str:
+        """A Graph access token for an app (default: the default app), carrying the app's
+        roles, valid for at least ``lifetime`` seconds from now. NumericDates are whole
+        seconds: ``exp`` rounds up (rounding down would cut up to a second off, so a 1-second
+        token could be expired before its first use)."""
+        app = self.application(client_id)
         now = self.clock()
         claims = {
             "aud": audience,
@@ -338,13 +435,13 @@ class Identity:
             "iat": math.floor(now),
             "nbf": math.floor(now),
             "exp": math.ceil(now + lifetime),
-            "appid": self.client_id,
-            "azp": self.client_id,
+            "appid": app.client_id,
+            "azp": app.client_id,
             "idtyp": "app",
-            "oid": self.client_id,
-            "sub": self.client_id,
+            "oid": app.client_id,
+            "sub": app.client_id,
             "tid": self.tenant_id,
-            "roles": list(APP_ROLES),
+            "roles": list(app.roles),
             "uti": secrets.token_urlsafe(8),
             "ver": "1.0",
         }
@@ -352,19 +449,26 @@ class Identity:
 
     def check_bearer(self, authorization: str | None) -> str | None:
         """None when the header carries a valid token, else Graph's 401 message."""
+        return self.authenticate(authorization).problem
+
+    def authenticate(self, authorization: str | None) -> Bearer:
+        """What an Authorization header proves: Graph's 401 message, or the roles the valid
+        token's ``roles`` claim grants."""
         if not authorization:
-            return "Access token is empty."
+            return Bearer("Access token is empty.")
         scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return "Access token is empty."
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return Bearer("Access token is empty.")
         now = self.clock()
         cached = self._verified.get(token)
         if cached is not None:
             # verified before: skip the signature check
-            return None if cached > now else "Lifetime validation failed, the token is expired."
+            expires, bearer = cached
+            return bearer if expires > now else Bearer(_EXPIRED)
         try:
             claims = jwt.decode(
-                token.strip(),
+                token,
                 self._signing_key,
                 algorithms=["HS256"],
                 audience=GRAPH_RESOURCE,
@@ -377,21 +481,27 @@ class Identity:
                 },
             )
         except jwt.InvalidSignatureError:
-            return "Access token validation failure. Invalid signature."
+            return Bearer("Access token validation failure. Invalid signature.")
         except jwt.DecodeError:
-            return "IDX14100: JWT is not well formed, there are no dots (.)."
+            return Bearer("IDX14100: JWT is not well formed, there are no dots (.).")
         except jwt.PyJWTError:
-            return "Access token validation failure. Invalid audience."
+            return Bearer("Access token validation failure. Invalid audience.")
         expires, not_before = claims["exp"], claims.get("nbf", 0)
         if not isinstance(expires, int | float) or expires <= now:
-            return "Lifetime validation failed, the token is expired."
+            return Bearer(_EXPIRED)
         if not isinstance(not_before, int | float) or not_before > now:
-            return "Lifetime validation failed, the token is not yet valid."
+            return Bearer("Lifetime validation failed, the token is not yet valid.")
+        roles = claims.get("roles")
+        listed = roles if isinstance(roles, list) else []
+        bearer = Bearer(None, frozenset(r for r in listed if isinstance(r, str)))
         with self._lock:
             if len(self._verified) > 10_000:
                 self._verified.clear()
-            self._verified[token] = float(expires)
-        return None
+            self._verified[token] = (float(expires), bearer)
+        return bearer
+
+
+_EXPIRED = "Lifetime validation failed, the token is expired."
 
 
 def _audience(scope: str) -> str:

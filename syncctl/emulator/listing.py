@@ -13,7 +13,14 @@ from typing import Any
 from urllib.parse import quote
 
 from syncctl.emulator.odata import parse_filter, parse_search, parse_select, parse_top
-from syncctl.emulator.projection import PageCache, page_body, project, project_many
+from syncctl.emulator.projection import (
+    PageCache,
+    page_body,
+    project,
+    project_limited,
+    project_many,
+    with_odata_id,
+)
 from syncctl.emulator.request import GraphRequest
 from syncctl.emulator.responses import (
     GraphRequestError,
@@ -21,10 +28,14 @@ from syncctl.emulator.responses import (
     encode_json,
     raw_json_response,
 )
-from syncctl.emulator.schema import SEARCHABLE
+from syncctl.emulator.schema import MEMBER_KINDS, SEARCHABLE
 
-# kind -> the tenant's objects of that kind; kinds: "user", "group", "deleted:user", "deleted:group"
+# kind -> the tenant's objects of that kind: a schema.MEMBER_KINDS kind, "deleted:user" or
+# "deleted:group"
 Stores = Callable[[str], Mapping[str, Mapping[str, Any]]]
+# Whether the caller's app may read objects of a kind; the others are listed with limited
+# information (see projection.project_limited).
+Readable = Callable[[str], bool]
 
 _SESSION_LIMIT = 2000
 
@@ -41,6 +52,10 @@ class CollectionSpec:
     filterable_advanced: frozenset[str]
     with_type: bool  # add @odata.type to each item (mixed directoryObject lists)
     advanced_required: bool = False  # OData casts on transitive lists
+    outside_store: frozenset[str] = frozenset()  # selectable only outside Entra ID: 501
+    # group-list-transitivemembers.md Example 3: an OData-cast member list read without
+    # $select gives each item its @odata.id (the $select examples 4 and 5 show none)
+    odata_id: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +82,8 @@ class Session:
     with_type: bool
     next_prefix: str  # nextLink without the $skiptoken value
     eventual: bool  # an advanced query: every page needs ConsistencyLevel again
+    limited: frozenset[str] = frozenset()  # kinds the app may not read: type and id only
+    odata_id: bool = False  # items carry @odata.id (CollectionSpec.odata_id, no $select)
 
 
 class Pager:
@@ -116,8 +133,11 @@ def count_not_supported() -> GraphRequestError:
 
 
 class CollectionReader:
-    def __init__(self, base_url: str, stores: Stores, versions: Mapping[str, int]) -> None:
+    def __init__(
+        self, base_url: str, stores: Stores, versions: Mapping[str, int], directory_url: str
+    ) -> None:
         self.base_url = base_url
+        self.directory_url = directory_url  # what @odata.id links start with
         self.stores = stores
         self.versions = versions
         self.pager = Pager()
@@ -128,6 +148,7 @@ class CollectionReader:
         request: GraphRequest,
         spec: CollectionSpec,
         candidates: Callable[[], Candidates],
+        readable: Readable | None = None,
     ) -> Response:
         token = request.query.get("$skiptoken")
         if token is not None:
@@ -161,9 +182,13 @@ class CollectionReader:
                 "header set to 'eventual' and $count=true.",
                 "Request_UnsupportedQuery",
             )
-        if "$count" in request.query and not eventual:
-            raise count_not_supported()
-        select = parse_select(request.query.get("$select"), spec.properties, spec.odata_type)
+        # aad-advanced-queries.md, Error handling: without ConsistencyLevel, $count=true on a
+        # collection fails silently (200 without @odata.count; only the /$count segment is a
+        # 400); a query that needs the advanced parameters still fails below.
+        counted = request.wants_count and eventual
+        select = parse_select(
+            request.query.get("$select"), spec.properties, spec.odata_type, spec.outside_store
+        )
         top = parse_top(request.query.get("$top"))
         found = candidates()
         objects = found.ids
@@ -213,9 +238,11 @@ class CollectionReader:
             spec.with_type,
             next_prefix + "$skiptoken=",
             eventual,
+            frozenset(k for k in MEMBER_KINDS if readable is not None and not readable(k)),
+            spec.odata_id and select is None,
         )
         key = self.pager.store(session) if len(objects) > top else ""
-        return self._page(session, key, 0, count=len(objects) if request.wants_count else None)
+        return self._page(session, key, 0, count=len(objects) if counted else None)
 
     def _object(self, found: Candidates, object_id: str) -> Mapping[str, Any]:
         return self.stores(found.kind_of(object_id))[object_id]
@@ -254,10 +281,16 @@ class CollectionReader:
         items = session.items
         ids = tuple(items.ids[offset:end])
         versions = tuple(map(self.versions.get, ids))
-        page_key = (session.select, session.with_type, ids)
+        page_key = (session.select, session.with_type, session.odata_id, session.limited, ids)
         value = self.pages.get(page_key, versions)
         if value is None:
-            value = encode_json(self._project(items, ids, session))
+            shown = self._project(items, ids, session)
+            if session.odata_id:
+                shown = [
+                    with_odata_id(item, self.directory_url, _shown_kind(items, str(item["id"])))
+                    for item in shown
+                ]
+            value = encode_json(shown)
             self.pages.put(page_key, versions, value)
         meta: list[tuple[str, Any]] = [("@odata.context", session.context)]
         if count is not None:
@@ -277,10 +310,20 @@ class CollectionReader:
                 found = list(map(store.__getitem__, ids))
             except KeyError:  # objects removed since the first page are skipped
                 found = [obj for obj in map(store.get, ids) if obj is not None]
+            if kind in session.limited:
+                return [project_limited(obj, kind, session.select) for obj in found]
             return project_many(found, kind, session.select, with_type=session.with_type)
         for object_id in ids:
             kind = items.kind_of(object_id)
             obj = self.stores(kind).get(object_id)
-            if obj is not None:
+            if obj is None:
+                continue
+            if kind in session.limited:
+                shown.append(project_limited(obj, kind, session.select))
+            else:
                 shown.append(project(obj, kind, session.select, with_type=session.with_type))
         return shown
+
+
+def _shown_kind(items: Candidates, object_id: str) -> str:
+    return items.kind_of(object_id).rpartition(":")[2]  # "deleted:user" lists show users

@@ -306,15 +306,29 @@ def _search_term(prop: str, term: str) -> Predicate:
 
 
 # ---- $select / $top -----------------------------------------------------------------------
-def parse_select(text: str | None, known: frozenset[str], type_name: str) -> tuple[str, ...] | None:
+def parse_select(
+    text: str | None,
+    known: frozenset[str],
+    type_name: str,
+    outside_store: frozenset[str] = frozenset(),
+) -> tuple[str, ...] | None:
+    """The $select names, canonically spelled. ``outside_store``: properties the resource has
+    but the directory does not hold (a user's ``skills``), which Graph answers 501."""
     if text is None or not text.strip():
         return None
     canonical = {name.casefold(): name for name in known}  # Graph matches names ignoring case
+    elsewhere = {name.casefold() for name in outside_store}
     names: list[str] = []
     for raw in (n.strip() for n in text.split(",")):
         if not raw:
             continue
         name = canonical.get(raw.casefold())
+        if name is None and raw.casefold() in elsewhere:
+            # delta-query-overview.md: `$select=skills` -> 501 NotImplemented, "This
+            # operation target is not yet supported." (skills live outside Entra ID)
+            raise GraphRequestError(
+                501, "This operation target is not yet supported.", "NotImplemented"
+            )
         if name is None:
             raise GraphRequestError(
                 400,

@@ -66,6 +66,20 @@ def project(
     return shown
 
 
+def project_limited(
+    obj: Mapping[str, Any], kind: str, select: Sequence[str] | None
+) -> dict[str, Any]:
+    """A member the app may not read (permissions-overview.md, "Limited information returned
+    for inaccessible member objects"): Microsoft's example answer gives ``@odata.type`` and
+    ``id``, and every other shown property as null."""
+    names = _shown(kind, None if select is None else tuple(select))
+    return {
+        "@odata.type": ODATA_TYPE[kind],
+        "id": obj["id"],
+        **dict.fromkeys((n for n in names if n != "id"), None),
+    }
+
+
 def project_many(
     objects: Sequence[Mapping[str, Any]],
     kind: str,
@@ -85,7 +99,27 @@ def project_many(
     return list(map(dict, map(zip, itertools.repeat(names), rows)))
 
 
-PageKey = tuple[tuple[str, ...] | None, bool, tuple[str, ...]]  # select, with_type, ids
+# select, with_type, with @odata.id, kinds shown with limited information, ids
+PageKey = tuple[tuple[str, ...] | None, bool, bool, frozenset[str], tuple[str, ...]]
+
+# The directory's own type names, as @odata.id spells them (directoryobject-get.md:
+# ".../directoryObjects/{id}/Microsoft.DirectoryServices.User").
+_DIRECTORY_TYPE = {
+    "user": "User",
+    "group": "Group",
+    "device": "Device",
+    "servicePrincipal": "ServicePrincipal",
+    "orgContact": "Contact",
+}
+
+
+def with_odata_id(item: dict[str, Any], directory_url: str, kind: str) -> dict[str, Any]:
+    """``item`` with the ``@odata.id`` Graph gives a directory object read from the directory
+    (``{directory_url}/{id}/Microsoft.DirectoryServices.{Type}``), after its ``@odata.type``."""
+    link = f"{directory_url}/{item['id']}/Microsoft.DirectoryServices.{_DIRECTORY_TYPE[kind]}"
+    annotations = {k: v for k, v in item.items() if k == "@odata.type"}
+    rest = {k: v for k, v in item.items() if k != "@odata.type"}
+    return {**annotations, "@odata.id": link, **rest}
 
 
 class PageCache:

@@ -1,9 +1,14 @@
 """HTTP responses the emulator sends, and the error bodies Microsoft publishes.
 
 Graph errors follow `concepts/errors.md`: ``{"error": {"code", "message", "innerError":
-{"date", "request-id", "client-request-id"}}}``. Identity-platform (token endpoint) errors
-follow the OAuth 2.0 shape Entra uses: ``error``, ``error_description`` starting with an
-``AADSTS`` code, ``error_codes``, ``timestamp``, ``trace_id``, ``correlation_id``.
+{"date", "request-id", "client-request-id"}}}``; the camelCase ``innerError`` and a ``date``
+without a zone designator (``"2025-02-13T10:17:05"``, json-batching.md) are what Microsoft's
+published bodies show, and the ids match the answer's ``request-id`` headers. Error answers
+are plain ``application/json`` without ``OData-Version`` (json-batching.md's error items), and a
+throttled answer's innerError is the gateway's own (``throttled_error``, throttling.md).
+Identity-platform (token endpoint) errors follow the OAuth 2.0 shape Entra uses: ``error``,
+``error_description`` starting with an ``AADSTS`` code, ``error_codes``, ``timestamp``,
+``trace_id``, ``correlation_id``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ JSON_TYPE = (
     "application/json;odata.metadata=minimal;odata.streaming=true;"
     "IEEE754Compatible=false;charset=utf-8"
 )
+# json-batching.md: every published error item is "Content-Type": "application/json" (no odata
+# parameters, no OData-Version), while successful items carry JSON_TYPE and OData-Version 4.0.
+ERROR_TYPE = "application/json"
 
 # Graph's default error codes per status, used when a rule or check names only a status.
 GRAPH_ERROR_CODES: dict[int, tuple[str, str]] = {
@@ -123,7 +131,7 @@ def graph_error(
     default_code, default_message = GRAPH_ERROR_CODES.get(status, ("UnknownError", "Error."))
     rid = request_id or str(uuid.uuid4())
     inner = {
-        "date": utc_iso(now or datetime.now(UTC)),
+        "date": error_date(now or datetime.now(UTC)),
         "request-id": rid,
         "client-request-id": client_request_id or rid,
     }
@@ -134,7 +142,50 @@ def graph_error(
             "innerError": inner,
         }
     }
-    return json_response(body, status, headers)
+    return json_response(body, status, {"Content-Type": ERROR_TYPE, **(headers or {})})
+
+
+def throttled_error(headers: Mapping[str, str], now: datetime | None = None) -> Response:
+    """A 429 as throttling.md's sample shows it: the throttling layer's innerError (``code``
+    and ``status`` as strings, its own ``message``, no ``client-request-id``), not the
+    directory's."""
+    inner = {
+        "code": "429",
+        "date": error_date(now or datetime.now(UTC)),
+        "message": "Please retry after",
+        "request-id": str(uuid.uuid4()),
+        "status": "429",
+    }
+    body = {
+        "error": {
+            "code": "TooManyRequests",
+            "innerError": inner,
+            "message": "Please retry again later.",
+        }
+    }
+    return json_response(body, 429, {"Content-Type": ERROR_TYPE, **headers})
+
+
+def error_date(moment: datetime) -> str:
+    """innerError.date: UTC, whole seconds, no trailing ``Z`` (unlike DateTimeOffset values)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def stamp_request_ids(response: Response, request_id: str, client_request_id: str) -> None:
+    """Make an error body's innerError name the ids its headers carry (an answer has one
+    request-id, whichever handler built the error)."""
+    if response.status < 400 or "json" not in response.headers.get("Content-Type", ""):
+        return
+    try:
+        body = json.loads(response.body)
+    except ValueError:
+        return  # a fault rule's deliberately broken body stays broken
+    inner = body.get("error", {}).get("innerError") if isinstance(body, dict) else None
+    if isinstance(inner, dict):
+        inner["request-id"] = request_id
+        if "client-request-id" in inner:  # a throttled innerError has none (throttling.md)
+            inner["client-request-id"] = client_request_id
+        response.body = encode_json(body)
 
 
 def identity_error(

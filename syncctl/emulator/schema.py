@@ -166,12 +166,103 @@ SEARCHABLE: frozenset[str] = frozenset(
     }
 )
 
-ODATA_TYPE = {"user": "#microsoft.graph.user", "group": "#microsoft.graph.group"}
+# Group members that are neither users nor groups (group-list-transitivemembers.md: "users,
+# devices, organizational contacts, and other groups"; service principals too). Only the
+# properties Microsoft shows for them in member lists (device.md, serviceprincipal.md,
+# orgcontact.md); the default set is what an unselected member list carries.
+DEVICE_DEFAULT: tuple[str, ...] = (
+    "id",
+    "deletedDateTime",
+    "accountEnabled",
+    "approximateLastSignInDateTime",
+    "createdDateTime",
+    "deviceId",
+    "displayName",
+    "isCompliant",
+    "isManaged",
+    "operatingSystem",
+    "operatingSystemVersion",
+    "trustType",
+)
+SERVICE_PRINCIPAL_DEFAULT: tuple[str, ...] = (
+    "id",
+    "deletedDateTime",
+    "accountEnabled",
+    "appDisplayName",
+    "appId",
+    "appOwnerOrganizationId",
+    "displayName",
+    "servicePrincipalNames",
+    "servicePrincipalType",
+    "tags",
+)
+ORG_CONTACT_DEFAULT: tuple[str, ...] = (
+    "id",
+    "deletedDateTime",
+    "businessPhones",
+    "city",
+    "companyName",
+    "country",
+    "department",
+    "displayName",
+    "givenName",
+    "jobTitle",
+    "mail",
+    "mailNickname",
+    "proxyAddresses",
+    "surname",
+)
+DEVICE_PROPERTIES = frozenset(DEVICE_DEFAULT)
+SERVICE_PRINCIPAL_PROPERTIES = frozenset(SERVICE_PRINCIPAL_DEFAULT)
+ORG_CONTACT_PROPERTIES = frozenset(ORG_CONTACT_DEFAULT)
+
+# Kinds a member list can hold; "device", "servicePrincipal" and "orgContact" have no
+# collection routes of their own in the emulator, only membership.
+MEMBER_KINDS: tuple[str, ...] = ("user", "group", "device", "servicePrincipal", "orgContact")
+OTHER_KINDS: tuple[str, ...] = ("device", "servicePrincipal", "orgContact")
+
+ODATA_TYPE = {kind: f"#microsoft.graph.{kind}" for kind in MEMBER_KINDS}
+
+# user.md: properties on the user resource that live outside the directory store (SharePoint
+# profile); selecting one answers 501 NotImplemented (delta-query-overview.md shows
+# `$select=skills` -> 501 "This operation target is not yet supported.").
+USER_PROFILE_ONLY: frozenset[str] = frozenset(
+    {
+        "aboutMe",
+        "birthday",
+        "hireDate",
+        "interests",
+        "mySite",
+        "pastProjects",
+        "preferredName",
+        "responsibilities",
+        "schools",
+        "skills",
+    }
+)
+
+_PROPERTIES: dict[str, frozenset[str]] = {
+    "user": USER_PROPERTIES,
+    "group": GROUP_PROPERTIES,
+    "device": DEVICE_PROPERTIES,
+    "servicePrincipal": SERVICE_PRINCIPAL_PROPERTIES,
+    "orgContact": ORG_CONTACT_PROPERTIES,
+}
+_DEFAULTS: dict[str, tuple[str, ...]] = {
+    "user": USER_DEFAULT,
+    "group": GROUP_DEFAULT,
+    "device": DEVICE_DEFAULT,
+    "servicePrincipal": SERVICE_PRINCIPAL_DEFAULT,
+    "orgContact": ORG_CONTACT_DEFAULT,
+}
+
+# What an uncast member list (a directoryObject collection) lets a client $select.
+DIRECTORY_OBJECT_PROPERTIES: frozenset[str] = frozenset().union(*_PROPERTIES.values())
 
 
 def properties_of(kind: str) -> frozenset[str]:
-    return USER_PROPERTIES if kind == "user" else GROUP_PROPERTIES
+    return _PROPERTIES[kind]
 
 
 def defaults_of(kind: str) -> tuple[str, ...]:
-    return USER_DEFAULT if kind == "user" else GROUP_DEFAULT
+    return _DEFAULTS[kind]

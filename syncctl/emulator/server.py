@@ -1,7 +1,8 @@
 """The emulator's HTTPS server: a threaded stdlib server with a trustme test CA.
 
 ``running_emulator(tenant)`` starts it on 127.0.0.1 in a background thread and stops it on
-exit; ``Emulator`` exposes the URLs, the CA bundle, the app credential and the failure knobs.
+exit; ``Emulator`` exposes the URLs, the CA bundle, the app registrations (the default app's
+credential, more apps with chosen permissions) and the failure knobs.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import struct
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -162,7 +163,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class Emulator:
-    """A running (or ready to run) emulator for one tenant and one app registration."""
+    """A running (or ready to run) emulator for one tenant. Its default app registration
+    (``client_id``, ``client_secret``) is granted ``DEFAULT_ROLES``, what syncctl needs;
+    ``add_application`` registers more, each with the roles a test chooses."""
 
     def __init__(
         self,
@@ -218,16 +221,37 @@ class Emulator:
     def token_lifetime(self, seconds: int) -> None:
         self.identity.token_lifetime = seconds
 
-    def mint_token(self, lifetime: int = 3600) -> str:
-        return self.identity.mint_token(lifetime)
+    def mint_token(self, lifetime: int = 3600, client_id: str | None = None) -> str:
+        """A Graph token for an app (default: the default app) carrying its current roles."""
+        return self.identity.mint_token(lifetime, client_id=client_id)
 
-    def add_client_certificate(self, cert_pem: bytes) -> None:
-        self.identity.add_client_certificate(cert_pem)
+    def add_application(self, roles: Iterable[str] = ()) -> tuple[str, str]:
+        """Register another app granted exactly ``roles`` (Graph application permissions,
+        e.g. ``("User.Read.All",)``); returns its ``(client_id, client_secret)``."""
+        app = self.identity.add_application(roles)
+        return app.client_id, app.client_secret
+
+    def roles(self, client_id: str | None = None) -> tuple[str, ...]:
+        """The roles an app (default: the default app) is granted."""
+        return self.identity.application(client_id).roles
+
+    def set_roles(self, roles: Iterable[str], client_id: str | None = None) -> None:
+        """Grant an app (default: the default app) exactly ``roles``. Tokens carry the roles
+        they were issued with: a client holding a cached token must get a new one to see
+        the change (MSAL caches tokens per app)."""
+        self.identity.set_roles(roles, client_id)
+
+    def add_client_certificate(self, cert_pem: bytes, client_id: str | None = None) -> None:
+        self.identity.add_client_certificate(cert_pem, client_id)
 
     def add_federated_credential(
-        self, issuer: str, subject: str, public_key_pem: bytes | None = None
+        self,
+        issuer: str,
+        subject: str,
+        public_key_pem: bytes | None = None,
+        client_id: str | None = None,
     ) -> None:
-        self.identity.add_federated_credential(issuer, subject, public_key_pem)
+        self.identity.add_federated_credential(issuer, subject, public_key_pem, client_id)
 
     # ---- knobs ------------------------------------------------------------------------------
     def throttle(self, resource_units_per_10s: int | None, window_seconds: float = 10.0) -> None:

@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from syncctl.emulator.responses import utc_iso
-from syncctl.emulator.schema import GROUP_PROPERTIES, READ_ONLY, USER_PROPERTIES
+from syncctl.emulator.schema import (
+    GROUP_PROPERTIES,
+    OTHER_KINDS,
+    READ_ONLY,
+    USER_PROPERTIES,
+    properties_of,
+)
 from syncctl.errors import SyncctlError
 
 DOCUMENT_FORMAT = "syncctl-emulator-tenant"
@@ -45,7 +51,7 @@ class Change:
     op: ChangeOp
     properties: frozenset[str] = frozenset()  # changed properties (UPSERT)
     member_id: str | None = None  # MEMBER_ADD / MEMBER_REMOVE
-    member_kind: str | None = None  # "user" | "group", for the member's @odata.type
+    member_kind: str | None = None  # a schema.MEMBER_KINDS kind, for the member's @odata.type
 
 
 class TenantError(SyncctlError, ValueError):
@@ -70,10 +76,15 @@ class EmulatorTenant:
         self.lock = threading.RLock()
         self.users: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, dict[str, Any]] = {}
-        self.members: dict[str, set[str]] = {}  # group id -> member ids (users and groups)
+        self.members: dict[str, set[str]] = {}  # group id -> member ids (any MEMBER_KINDS)
+        # Members that are neither users nor groups; keyed like ``others[kind][id]``.
+        self.others: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in OTHER_KINDS}
         self.deleted_users: dict[str, dict[str, Any]] = {}
         self.deleted_groups: dict[str, dict[str, Any]] = {}
         self.changes: list[Change] = []
+        # object id -> properties that had a value and were set to null since: delta sends
+        # those as null, while never-set properties are left out (user-delta.md)
+        self.cleared: dict[str, set[str]] = {}
         self.versions: dict[str, int] = {}  # bumped on every write; keys response caches
         self._rng = random.Random(f"{seed}:mutations")
         self._shape = 0  # bumped when objects appear or disappear (sorted-id caches)
@@ -100,7 +111,18 @@ class EmulatorTenant:
             return "user"
         if object_id in self.groups:
             return "group"
+        for kind, objects in self.others.items():
+            if object_id in objects:
+                return kind
         return None
+
+    def store_of(self, kind: str) -> dict[str, dict[str, Any]]:
+        """The live objects of a kind ("user", "group" or one of ``OTHER_KINDS``)."""
+        if kind == "user":
+            return self.users
+        if kind == "group":
+            return self.groups
+        return self.others[kind]
 
     def user_by_upn(self, upn: str) -> dict[str, Any] | None:
         wanted = upn.casefold()
@@ -124,7 +146,7 @@ class EmulatorTenant:
         return sorted(m for m in self.members.get(group_id, ()) if self.kind_of(m) is not None)
 
     def transitive_members(self, group_id: str) -> list[str]:
-        """All nested members (users and groups), each once, sorted by id; cycles are safe."""
+        """All nested members (of any kind), each once, sorted by id; cycles are safe."""
         seen: set[str] = set()
         pending = [group_id]
         while pending:
@@ -207,6 +229,7 @@ class EmulatorTenant:
             if user is None:
                 raise TenantError(f"user {user_id} is not in deleted items")
             user["deletedDateTime"] = None
+            self.cleared.setdefault(user_id, set()).add("deletedDateTime")
             self.users[user_id] = user
             self._log("user", user_id, ChangeOp.RESTORE)
             for group_id in self.groups_containing(user_id):
@@ -273,6 +296,7 @@ class EmulatorTenant:
             if group is None:
                 raise TenantError(f"group {group_id} is not in deleted items")
             group["deletedDateTime"] = None
+            self.cleared.setdefault(group_id, set()).add("deletedDateTime")
             self.groups[group_id] = group
             self._log("group", group_id, ChangeOp.RESTORE)
             for parent in self.groups_containing(group_id):
@@ -287,6 +311,32 @@ class EmulatorTenant:
             self.members.pop(group_id, None)
             self._unlink(group_id, "group", log=was_live)
             self._log("group", group_id, ChangeOp.HARD_DELETE)
+
+    # ---- mutations: devices, service principals, org contacts --------------------------
+    def create_object(self, kind: str, **props: Any) -> str:
+        """A device, service principal or organisational contact (only ever a group member
+        here: the emulator serves no /devices, /servicePrincipals or /contacts routes)."""
+        with self.lock:
+            if kind not in OTHER_KINDS:
+                raise TenantError(f"create_object makes {', '.join(OTHER_KINDS)}, not {kind!r}")
+            unknown = sorted(set(props) - properties_of(kind))
+            if unknown:
+                raise TenantError(f"unknown {kind} property {unknown[0]!r}")
+            object_id = str(props.pop("id", None) or self._new_id())
+            self.others[kind][object_id] = {"id": object_id, "deletedDateTime": None, **props}
+            self._log(kind, object_id, ChangeOp.UPSERT, frozenset({"id", *props}))
+            return object_id
+
+    def delete_object(self, object_id: str) -> None:
+        """Delete a device, service principal or contact for good (drops its memberships)."""
+        with self.lock:
+            kind = self.kind_of(object_id)
+            if kind not in OTHER_KINDS:
+                raise TenantError(f"{object_id} is not a {' / '.join(OTHER_KINDS)}")
+            assert kind is not None
+            del self.others[kind][object_id]
+            self._unlink(object_id, kind, log=True)
+            self._log(kind, object_id, ChangeOp.HARD_DELETE)
 
     # ---- mutations: membership --------------------------------------------------------
     def add_member(self, group_id: str, member_id: str) -> None:
@@ -337,6 +387,10 @@ class EmulatorTenant:
                 ],
                 "deletedUsers": [self.deleted_users[k] for k in sorted(self.deleted_users)],
                 "deletedGroups": [self.deleted_groups[k] for k in sorted(self.deleted_groups)],
+                **{
+                    _DOCUMENT_KEYS[kind]: [objects[k] for k in sorted(objects)]
+                    for kind, objects in self.others.items()
+                },
             }
 
     def save(self, path: Path) -> None:
@@ -366,6 +420,9 @@ class EmulatorTenant:
 
     def _update(self, obj: dict[str, Any], kind: str, props: Mapping[str, Any]) -> None:
         changed = frozenset(k for k, v in props.items() if obj.get(k) != v)
+        emptied = {k for k in changed if props[k] is None}
+        if emptied:
+            self.cleared.setdefault(str(obj["id"]), set()).update(emptied)
         obj.update(props)
         if changed:
             self._log(kind, str(obj["id"]), ChangeOp.UPSERT, changed)
@@ -379,9 +436,9 @@ class EmulatorTenant:
                 )
 
     def _member_kind(self, member_id: str) -> str:
-        if member_id in self.groups or member_id in self.deleted_groups:
+        if member_id in self.deleted_groups:
             return "group"
-        return "user"
+        return self.kind_of(member_id) or "user"
 
     def _log(
         self,
@@ -403,6 +460,13 @@ class EmulatorTenant:
         self.changes.append(
             Change(self.seq + 1, kind, object_id, op, properties, member_id, member_kind)
         )
+
+
+_DOCUMENT_KEYS = {
+    "device": "devices",
+    "servicePrincipal": "servicePrincipals",
+    "orgContact": "orgContacts",
+}
 
 
 def _check_properties(kind: str, props: Mapping[str, Any], *, allow_id: bool = False) -> None:
@@ -439,6 +503,9 @@ def tenant_from_document(document: Mapping[str, Any], source: str = "<tenant>") 
             tenant.deleted_users[str(user["id"])] = dict(user)
         for group in document.get("deletedGroups", []):
             tenant.deleted_groups[str(group["id"])] = dict(group)
+        for kind, key in _DOCUMENT_KEYS.items():
+            for obj in document.get(key, []):
+                tenant.others[kind][str(obj["id"])] = dict(obj)
     except (KeyError, TypeError) as exc:
         raise TenantError(f"{source}: malformed tenant document: {exc!r}") from exc
     for group_id, members in sorted(tenant.members.items()):

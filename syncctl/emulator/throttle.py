@@ -8,12 +8,11 @@ Base costs: ``GET users`` 2, ``GET groups/{id}/members`` 3, ``GET groups/{id}/tr
 
 from __future__ import annotations
 
-import math
 import re
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 _COSTS: tuple[tuple[str, re.Pattern[str], int], ...] = (
@@ -45,16 +44,22 @@ def resource_units(method: str, path: str, query: Mapping[str, str]) -> int:
 class Verdict:
     allowed: bool
     units: int
-    retry_after: int  # whole seconds, when not allowed
+    retry_after: float  # seconds, when not allowed (fractional: see format_retry_after)
     usage: float  # fraction of the budget in use after this request
 
 
 class ResourceUnitBudget:
     """A sliding-window budget; ``limit`` None means unlimited."""
 
-    def __init__(self, limit: int | None = None, window: float = 10.0) -> None:
+    def __init__(
+        self,
+        limit: int | None = None,
+        window: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.limit = limit
         self.window = window
+        self._clock = clock
         self._spent: deque[tuple[float, int]] = deque()
         self._total = 0
         self._lock = threading.Lock()
@@ -69,7 +74,7 @@ class ResourceUnitBudget:
         with self._lock:
             if self.limit is None:
                 return Verdict(True, units, 0, 0.0)
-            now = time.monotonic()
+            now = self._clock()
             while self._spent and self._spent[0][0] <= now - self.window:
                 self._total -= self._spent.popleft()[1]
             if self._total + units > self.limit:
@@ -82,7 +87,17 @@ class ResourceUnitBudget:
                     if freed >= needed:
                         wait = moment + self.window - now
                         break
-                return Verdict(False, units, max(1, math.ceil(wait)), self._total / self.limit)
+                # the exact moment enough RU age out, to the millisecond, as Graph's
+                # fractional Retry-After values suggest; never 0 (that invites a hot loop)
+                retry_after = max(0.001, round(wait, 3))
+                return Verdict(False, units, retry_after, self._total / self.limit)
             self._spent.append((now, units))
             self._total += units
             return Verdict(True, units, 0, self._total / self.limit)
+
+
+def format_retry_after(seconds: float) -> str:
+    """Retry-After as Graph's directory service sends it: delta-seconds that may carry a
+    fraction ("2.128"; RFC 9110 allows only integers, so clients must parse a decimal)."""
+    text = f"{seconds:.3f}".rstrip("0").rstrip(".")
+    return text or "0"

@@ -1,5 +1,6 @@
 """``syncctl emulator serve`` through the real binary: the JSON line, a token and a Graph read
-over TLS with the printed CA, the documented curl example, clean SIGTERM, missing extra."""
+over TLS with the printed CA, the restricted client's 403, the documented curl example, clean
+SIGTERM, missing extra."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msal
 import pytest
 
 SYNCCTL = str(Path(sys.executable).with_name("syncctl"))
@@ -89,6 +91,7 @@ def test_json_line_then_graph_over_tls_then_sigterm(
         "client_id",
         "client_secret",
         "graph",
+        "restricted_client",
         "tenant_id",
     ]
     assert info["authority"].startswith("https://127.0.0.1:")
@@ -105,6 +108,48 @@ def test_json_line_then_graph_over_tls_then_sigterm(
         untrusting.get(f"{info['graph']}/v1.0/users")  # the system CAs do not know the test CA
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=10) == 0
+
+
+def test_restricted_client_signs_in_with_msal_and_gets_403_on_get_by_ids(
+    served: tuple[subprocess.Popen[str], dict[str, Any]],
+) -> None:
+    _, info = served
+    restricted = info["restricted_client"]
+    assert sorted(restricted) == ["client_id", "client_secret", "roles"]
+    assert restricted["roles"] == ["User.Read.All"]
+    assert restricted["client_id"] != info["client_id"]
+    context = ssl.create_default_context(cafile=info["ca_bundle"])
+    with httpx.Client(verify=context, timeout=10) as http:
+        app = msal.ConfidentialClientApplication(
+            restricted["client_id"],
+            client_credential=restricted["client_secret"],
+            authority=f"{info['authority']}/{info['tenant_id']}",
+            instance_discovery=False,
+            http_client=http,
+        )
+        result = app.acquire_token_for_client(["https://graph.microsoft.com/.default"])
+        assert "access_token" in result, result
+        headers = {"Authorization": f"Bearer {result['access_token']}"}
+        users = http.get(f"{info['graph']}/v1.0/users?$select=id&$top=3", headers=headers)
+        assert users.status_code == 200
+        user_id = users.json()["value"][0]["id"]
+        denied = http.post(
+            f"{info['graph']}/v1.0/directoryObjects/getByIds",
+            headers=headers,
+            json={"ids": [user_id], "types": ["user"]},
+        )
+        assert denied.status_code == 403
+        error = denied.json()["error"]
+        assert error["code"] == "Authorization_RequestDenied"
+        assert error["message"] == "Insufficient privileges to complete the operation."
+        assert {"date", "request-id", "client-request-id"} <= set(error["innerError"])
+        # the default app, granted Directory.Read.All, gets the same request answered
+        default = http.post(
+            f"{info['graph']}/v1.0/directoryObjects/getByIds",
+            headers={"Authorization": f"Bearer {_token(http, info)}"},
+            json={"ids": [user_id], "types": ["user"]},
+        )
+        assert [o["id"] for o in default.json()["value"]] == [user_id]
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
@@ -179,6 +224,8 @@ def test_text_mode_prints_a_policy_snippet_and_stops_on_ctrl_c(tmp_path: Path) -
         "    authority: https://127.0.0.1:",
         "  ca_bundle: ",
         "client_secret: {env: SYNCCTL_EMULATOR_SECRET}",
+        "granted Directory.Read.All, GroupMember.Read.All, User.Read.All:",
+        "A second app granted only User.Read.All, to try Graph's 403 answers:",
         "curl -s --cacert",
     ):
         assert needle in text
@@ -300,7 +347,8 @@ def test_throttle_option(tmp_path: Path) -> None:
             first = http.get(f"{info['graph']}/v1.0/users", headers=headers)  # 2 RU
             second = http.get(f"{info['graph']}/v1.0/users", headers=headers)
             assert first.status_code == 200
-            assert second.status_code == 429 and int(second.headers["Retry-After"]) >= 1
+            # Graph's Retry-After may carry a fraction ("2.128"), as the emulator's does
+            assert second.status_code == 429 and float(second.headers["Retry-After"]) > 0
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=10)

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from syncctl.emulator import Emulator, EmulatorTenant
+from syncctl.emulator.schema import ODATA_TYPE
 
 from .conftest import Graph, assert_graph_error
 
@@ -108,7 +109,7 @@ def test_groups_delta_initial_full_membership(graph: Graph, tenant: EmulatorTena
     for item in items:
         merged.setdefault(item["id"], set()).update(m["id"] for m in item.get("members@delta", []))
         for member in item.get("members@delta", []):
-            assert member["@odata.type"] in ("#microsoft.graph.user", "#microsoft.graph.group")
+            assert member["@odata.type"] == ODATA_TYPE[tenant.kind_of(member["id"]) or "?"]
             assert "@removed" not in member
     assert set(merged) == set(tenant.groups)
     for group_id, members in merged.items():
@@ -268,3 +269,28 @@ def test_users_delta_token_is_not_valid_for_groups(graph: Graph) -> None:
     _, link, _ = graph.delta(USERS_DELTA)
     token = parse_qs(urlsplit(link).query)["$deltatoken"][0]
     assert_graph_error(graph.get(f"/groups/delta?$deltatoken={token}"), 400)
+
+
+def test_expand_members_tracks_membership_like_selecting_members(
+    graph: Graph, tenant: EmulatorTenant
+) -> None:
+    """delta-query-groups.md asks for membership with $expand=members; group-delta.md with
+    $select=members: both carry the same members@delta, and the token keeps the choice."""
+    expanded, expanded_link, _ = graph.delta("/groups/delta?$select=displayName&$expand=members")
+    selected, _, _ = graph.delta("/groups/delta?$select=displayName,members")
+    members = {g["id"]: g.get("members@delta") for g in expanded}
+    assert members == {g["id"]: g.get("members@delta") for g in selected}
+    assert any(members.values())
+    assert all(set(g) - {"members@delta"} == {"id", "displayName"} for g in expanded)
+    group = next(g for g in sorted(tenant.groups) if tenant.live_members(g))
+    member = tenant.live_members(group)[0]
+    tenant.remove_member(group, member)
+    changed, _, _ = graph.delta(expanded_link)
+    assert [g["id"] for g in changed] == [group]
+    assert changed[0]["members@delta"] == [
+        {"@odata.type": ODATA_TYPE[tenant.kind_of(member) or "user"], "id": member}
+        | {"@removed": {"reason": "deleted"}}
+    ]
+    # only members on groups is documented: any other expansion is refused, not ignored
+    for refused in ("/groups/delta?$expand=owners", "/users/delta?$expand=members"):
+        assert_graph_error(graph.get(refused), 400, "Request_UnsupportedQuery")

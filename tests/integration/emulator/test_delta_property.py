@@ -70,7 +70,16 @@ class Replica:
 
 
 def _expected(tenant: EmulatorTenant) -> tuple[dict[str, dict[str, Any]], dict[str, set[str]]]:
-    users = {k: {p: u.get(p) for p in USER_SELECT} for k, u in tenant.users.items()}
+    """What a replica holds: a never-set property is absent (delta never sends it), one
+    that was set and cleared is null (user-delta.md)."""
+    users = {
+        k: {
+            p: u.get(p)
+            for p in USER_SELECT
+            if u.get(p) is not None or p in tenant.cleared.get(k, set())
+        }
+        for k, u in tenant.users.items()
+    }
     groups = {k: set(tenant.live_members(k)) for k in tenant.groups}
     return users, groups
 
@@ -78,6 +87,7 @@ def _expected(tenant: EmulatorTenant) -> tuple[dict[str, dict[str, Any]], dict[s
 OPS = (
     "create_user",
     "update_user",
+    "clear_job_title",
     "disable_user",
     "soft_delete_user",
     "restore_user",
@@ -88,6 +98,7 @@ OPS = (
     "hard_delete_group",
     "add_member",
     "remove_member",
+    "delete_other",
     "untracked_update",
 )
 
@@ -101,6 +112,8 @@ def _mutate(tenant: EmulatorTenant, data: st.DataObject, op: str, counter: list[
         tenant.create_user(displayName=f"New {n}", userPrincipalName=f"new{n}@contoso.example")
     elif op == "update_user" and users:
         tenant.update_user(pick(users), displayName=f"Renamed {n}", jobTitle=f"Title {n}")
+    elif op == "clear_job_title" and users:
+        tenant.update_user(pick(users), jobTitle=None)  # set -> null must reach the replica
     elif op == "disable_user" and users:
         tenant.disable_user(pick(users))
     elif op == "soft_delete_user" and users:
@@ -120,13 +133,20 @@ def _mutate(tenant: EmulatorTenant, data: st.DataObject, op: str, counter: list[
         tenant.hard_delete_group(pick(groups + sorted(tenant.deleted_groups)))
     elif op == "add_member" and groups:
         group = pick(groups)
-        candidates = [m for m in users + groups if m != group and m not in tenant.members[group]]
+        others = sorted(i for objects in tenant.others.values() for i in objects)
+        candidates = [
+            m for m in users + groups + others if m != group and m not in tenant.members[group]
+        ]
         if candidates:
             tenant.add_member(group, pick(candidates))
     elif op == "remove_member" and groups:
         group = pick(groups)
         if tenant.members[group]:
             tenant.remove_member(group, pick(sorted(tenant.members[group])))
+    elif op == "delete_other":
+        others = sorted(i for objects in tenant.others.values() for i in objects)
+        if others:  # a device leaving every group must reach each group's replica
+            tenant.delete_object(pick(others))
     elif op == "untracked_update" and users:
         tenant.update_user(pick(users), department=f"Dept {n}")  # not selected: not reported
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from syncctl.errors import SyncctlError
+from syncctl.errors import PermissionsMissing, SyncctlError
 from syncctl.policy.model import Policy
 
 
@@ -37,10 +37,12 @@ def check_online(policies: Sequence[Policy]) -> list[OnlineCheck]:
         failures: list[str] = []
         unchecked: list[str] = []
         try:
-            check_source(policy)
+            unchecked.extend(f"source: {note}" for note in check_source(policy))
             verified.append(
                 "snapshot read" if policy.tenant.snapshot is not None else "signed in to Entra"
             )
+        except PermissionsMissing as exc:
+            failures.extend(f"source: {line}" for line in exc.lines)
         except SyncctlError as exc:
             failures.append(f"source: {exc}")
         try:

@@ -82,6 +82,15 @@ class AuthError(SyncctlError):
     """Signing in to Entra ID failed."""
 
 
+class PermissionsMissing(AuthError):
+    """The app registration lacks application permissions the policy needs; ``lines`` has
+    one per permission (str() joins them, for callers that print one line)."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("; ".join(lines))
+        self.lines = tuple(lines)
+
+
 class GraphError(SyncctlError):
     """Microsoft Graph answered with an error or could not be read completely."""
 
@@ -93,14 +102,20 @@ class GraphError(SyncctlError):
         status: int | None = None,
         code: str | None = None,
         request_id: str | None = None,
+        client_request_id: str | None = None,
     ) -> None:
+        # Empty codes and ids count as absent: never "code ," in a message.
+        code, request_id = (v.strip() if v and v.strip() else None for v in (code, request_id))
         self.request, self.status, self.code, self.request_id = request, status, code, request_id
+        # The id syncctl sent, next to the one Graph assigned: Microsoft support asks for both.
+        self.client_request_id = client_request_id or None
         details = [
             f"{label} {value}"
             for label, value in (
                 ("status", status),
                 ("code", code),
                 ("request-id", request_id),
+                ("client-request-id", self.client_request_id),
             )
             if value is not None
         ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from syncctl.errors import SnapshotError
+from syncctl.errors import PermissionsMissing, SnapshotError
 from syncctl.model import SourceSnapshot
 from syncctl.policy.model import Policy
 from syncctl.source.progress import Progress
@@ -58,17 +58,31 @@ def read_tenant_slice(policy: Policy, *, progress: Progress | None = None) -> Te
     return read_graph_slice(policy, progress=progress)
 
 
-def check_source(policy: Policy) -> None:
-    """``validate --online``: the snapshot file loads, or the credential signs in to Entra.
-    Raises SnapshotError / AuthError / SecretError with a one-line reason."""
+def check_source(policy: Policy) -> tuple[str, ...]:
+    """``validate --online``: the snapshot file loads, or the credential signs in to Entra and
+    its token grants the application permissions the policy needs (``permissions.features``).
+    Raises SnapshotError / AuthError / SecretError with a one-line reason, and
+    PermissionsMissing with one line per missing permission. Returns what could not be
+    checked (a token without a ``roles`` claim), for the caller to show as unchecked."""
     if policy.tenant.snapshot is not None:
         load_snapshot(policy.tenant.snapshot, tenant=policy.tenant.id)
-        return
-    from syncctl.source.auth import TokenProvider
+        return ()
+    from syncctl.source import permissions
+    from syncctl.source.auth import TokenProvider, token_roles
     from syncctl.source.http import build_http_client
 
     http = build_http_client(policy.tenant.ca_bundle)
     try:
-        TokenProvider(policy.tenant, http).token()
+        token = TokenProvider(policy.tenant, http).token()
     finally:
         http.close()
+    roles = token_roles(token)
+    if roles is None:
+        return (
+            "application permissions not checked: the access token has no `roles` claim "
+            "(see docs/source.md for the permissions syncctl needs)",
+        )
+    lacking = permissions.missing(policy, roles)
+    if lacking:
+        raise PermissionsMissing(lacking)
+    return ()

@@ -315,7 +315,8 @@ def _json_field(response: httpx.Response, field: str, what: str) -> str:
     return value
 
 
-def _token_tenant(token: str) -> str | None:
+def _token_claims(token: str) -> dict[str, Any] | None:
+    """The access token's payload, decoded but not verified: only for naming things."""
     parts = token.split(".")
     if len(parts) != 3:
         return None
@@ -323,8 +324,26 @@ def _token_tenant(token: str) -> str | None:
         claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
     except (ValueError, binascii.Error, UnicodeDecodeError):
         return None
-    tenant = claims.get("tid") if isinstance(claims, dict) else None
+    return claims if isinstance(claims, dict) else None
+
+
+def _token_tenant(token: str) -> str | None:
+    claims = _token_claims(token)
+    tenant = claims.get("tid") if claims is not None else None
     return tenant if isinstance(tenant, str) and is_object_id(tenant) else None
+
+
+def token_roles(token: str) -> frozenset[str] | None:
+    """The application permissions an app-only token's ``roles`` claim lists, or None when
+    the token has no readable ``roles`` claim. Read, never trusted: Graph enforces the real
+    permissions; this only lets ``validate --online`` name a missing one before a run fails.
+    An app granted no application permission at all gets a token without the claim, so
+    None cannot be told apart from "none granted" and is reported as unchecked."""
+    claims = _token_claims(token)
+    roles = claims.get("roles") if claims is not None else None
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        return None
+    return frozenset(roles)
 
 
 def _first_line(text: str) -> str:

@@ -8,7 +8,10 @@ transient failures (429, 503, 504, dropped connections, truncated bodies) are re
 Retry-After or capped, jittered exponential backoff, up to a maximum number of attempts and
 within the request's retry budget and the run's deadline (``syncctl.deadline``); a 401 gets
 one token refresh; every other error becomes a one-line GraphError naming the request, the
-HTTP status, the Graph error code and the request-id.
+HTTP status, the Graph error code, the request-id and the client-request-id (a fresh GUID sent
+on every request), and a 403 names the application permission the request needed
+(``syncctl.source.permissions``). Near the throttle limit (``x-ms-throttle-limit-percentage``)
+requests are spaced out before Graph starts answering 429.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import random
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,7 +31,16 @@ import httpx
 
 from syncctl import deadline
 from syncctl.errors import GraphError
+from syncctl.source.graph_errors import (
+    cannot_wait,
+    error_reason,
+    gave_up,
+    graph_error,
+    reworded,
+)
 from syncctl.source.http import request_timeout
+from syncctl.source.pacing import THROTTLE_WARNING_HEADER, Pacer, throttle_usage
+from syncctl.source.pages import announced_count, json_kind, json_or_none, page_values
 from syncctl.source.progress import Progress
 from syncctl.transport import parse_retry_after
 
@@ -114,6 +127,7 @@ class GraphClient:
         progress: Progress | None = None,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._http = http
         self._base = base_url.rstrip("/")
@@ -125,10 +139,21 @@ class GraphClient:
         self._progress = progress
         self._sleep = sleep
         self._jitter = jitter
+        self._clock = clock
         self._lock = threading.Lock()
         self.requests_sent = 0
         self.pages = 0
         self.objects = 0
+        self.pacer = Pacer(clock=clock, sleep=sleep)
+
+    @property
+    def throttle_usage(self) -> float | None:
+        """The last x-ms-throttle-limit-percentage Graph sent (None: not near the limit)."""
+        return self.pacer.usage
+
+    @property
+    def paced_seconds(self) -> float:
+        return self.pacer.paced_seconds
 
     # -- collections -------------------------------------------------------------------------
 
@@ -178,7 +203,7 @@ class GraphClient:
 
     def _drain(self, request: Request, page: Any) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
-        expected = _announced_count(request, page)
+        expected = announced_count(request.label(), page, counted=request.counted)
         for current in self._pages(request, page):
             items.extend(current)
         if expected is not None:
@@ -195,7 +220,7 @@ class GraphClient:
 
     def _pages(self, request: Request, page: Any) -> Iterator[list[dict[str, Any]]]:
         while True:
-            values = _page_values(request, page)
+            values = page_values(request.label(), page)
             self._count_page(request, len(values))
             yield values
             next_link = page.get("@odata.nextLink")
@@ -218,13 +243,19 @@ class GraphClient:
         waited = 0.0
         while pending:
             attempt += 1
+            # Every item gets its own client-request-id, echoed in its error, so a failed item
+            # is named to Microsoft support by the id of that item, not of the whole batch.
+            client_ids = {item_id: str(uuid.uuid4()) for item_id in pending}
             payload = {
                 "requests": [
                     {
                         "id": item_id,
                         "method": "GET",
                         "url": request.relative_url(),
-                        **({"headers": dict(ADVANCED)} if request.advanced else {}),
+                        "headers": {
+                            "client-request-id": client_ids[item_id],
+                            **(ADVANCED if request.advanced else {}),
+                        },
                     }
                     for item_id, request in sorted(pending.items(), key=lambda kv: int(kv[0]))
                 ]
@@ -235,6 +266,7 @@ class GraphClient:
             if not isinstance(responses, list):
                 raise GraphError("response has no `responses` array", request="POST /$batch")
             asked: list[float] = []  # Retry-After of the throttled items
+            usage: list[float | None] = []  # the items' throttle warnings (they carry their own)
             last_error: GraphError | None = None
             for response in responses:
                 item_id = str(response.get("id")) if isinstance(response, dict) else ""
@@ -249,7 +281,9 @@ class GraphClient:
                     else {}
                 )
                 body = response.get("body")
-                error = _graph_error(request.label(), status, body, headers.get("request-id"))
+                error = graph_error(request.label(), status, body, headers, client_ids[item_id])
+                if status not in RETRYABLE_STATUS:
+                    usage.append(throttle_usage(headers.get(THROTTLE_WARNING_HEADER)))
                 if status in accept and status != 200:
                     results[item_id] = Answer(status, None, error)
                     del pending[item_id]
@@ -257,7 +291,7 @@ class GraphClient:
                 if status == 200 and 200 in accept:
                     if not isinstance(body, dict):
                         raise GraphError(
-                            f"answered 200 with a body that is {_json_kind(body)}, "
+                            f"answered 200 with a body that is {json_kind(body)}, "
                             "not a JSON object",
                             request=request.label(),
                         )
@@ -271,6 +305,8 @@ class GraphClient:
                         asked.append(wait)
                     continue
                 raise error
+            if usage:
+                self.pacer.observe(max((u for u in usage if u is not None), default=None))
             answered = {str(r.get("id")) for r in responses if isinstance(r, dict)}
             unanswered = sorted(i for i in pending if i not in answered)
             if unanswered:
@@ -281,7 +317,7 @@ class GraphClient:
             if pending:
                 assert last_error is not None
                 if attempt >= self._retry.max_attempts:
-                    raise _gave_up(last_error, attempt)
+                    raise gave_up(last_error, attempt)
                 waited += self._pause(max(asked) if asked else None, attempt, waited, last_error)
         return [results[str(i)] for i in range(len(requests))]
 
@@ -297,12 +333,8 @@ class GraphClient:
                 return self._attempt(method, url, request, body, attempt)
             except _Unauthorized as unauthorized:
                 if refreshed:
-                    raise GraphError(
-                        "access token rejected again after a refresh",
-                        request=request.label(),
-                        status=401,
-                        code=unauthorized.error.code,
-                        request_id=unauthorized.error.request_id,
+                    raise reworded(
+                        unauthorized.error, "access token rejected again after a refresh"
                     ) from None
                 refreshed = True
                 self.tokens.refresh()
@@ -310,7 +342,7 @@ class GraphClient:
             except _Retry as retry:
                 waited += time.monotonic() - started  # a timeout is time spent retrying too
                 if attempt >= self._retry.max_attempts:
-                    raise _gave_up(retry.error, attempt) from None
+                    raise gave_up(retry.error, attempt) from None
                 waited += self._pause(retry.delay, attempt, waited, retry.error)
 
     def _pause(self, asked: float | None, attempt: int, waited: float, error: GraphError) -> float:
@@ -321,17 +353,24 @@ class GraphClient:
         try:
             allowed = deadline.bounded_wait(label, wanted, waited)
         except (deadline.DeadlineExceeded, deadline.RetryBudgetExceeded) as exc:
-            raise type(exc)(f"{exc}; last answer: {_reason(error)}") from None
+            raise type(exc)(f"{exc}; last answer: {error_reason(error)}") from None
         if asked is not None and allowed < asked:
             # Asking again before the server's Retry-After would only be throttled again.
-            raise _cannot_wait(label, asked, waited, error)
+            raise cannot_wait(label, asked, waited, error)
         self._sleep(allowed)
         return allowed
 
     def _attempt(self, method: str, url: str, request: Request, body: Any, attempt: int) -> Any:
-        headers = {"Authorization": f"Bearer {self.tokens.token()}", "Accept": "application/json"}
+        # A fresh id per attempt: each is a separate request for Microsoft support to trace.
+        client_request_id = str(uuid.uuid4())
+        headers = {
+            "Authorization": f"Bearer {self.tokens.token()}",
+            "Accept": "application/json",
+            "client-request-id": client_request_id,
+        }
         if request.advanced:
             headers.update(ADVANCED)
+        self.pacer.wait_turn()
         with self._lock:
             self.requests_sent += 1
         try:
@@ -341,24 +380,24 @@ class GraphClient:
         except httpx.TransportError as exc:
             # Resets, timeouts and bodies cut short (RemoteProtocolError) are all transient.
             error = GraphError(
-                f"connection failed: {type(exc).__name__}: {exc}", request=request.label()
+                f"connection failed: {type(exc).__name__}: {exc}",
+                request=request.label(),
+                client_request_id=client_request_id,
             )
             raise _Retry("transport", None, error) from None
-        request_id = response.headers.get("request-id")
-        if response.status_code == 401:
-            raise _Unauthorized(
-                _graph_error(request.label(), 401, _json_or_none(response), request_id)
+        answered = {k.lower(): v for k, v in response.headers.items()}
+        status = response.status_code
+        if status not in RETRYABLE_STATUS:
+            self.pacer.observe(throttle_usage(answered.get(THROTTLE_WARNING_HEADER)))
+        if status == 401 or status >= 400:
+            error = graph_error(
+                request.label(), status, json_or_none(response), answered, client_request_id
             )
-        if response.status_code in RETRYABLE_STATUS:
-            error = _graph_error(
-                request.label(), response.status_code, _json_or_none(response), request_id
-            )
-            delay = self._retry_after(response.headers.get("Retry-After"), error)
-            raise _Retry("status", delay, error)
-        if response.status_code >= 400:
-            raise _graph_error(
-                request.label(), response.status_code, _json_or_none(response), request_id
-            )
+            if status == 401:
+                raise _Unauthorized(error)
+            if status in RETRYABLE_STATUS:
+                raise _Retry("status", self._retry_after(answered.get("retry-after"), error), error)
+            raise error
         try:
             return response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -366,8 +405,9 @@ class GraphClient:
             error = GraphError(
                 "response body is not complete JSON",
                 request=request.label(),
-                status=response.status_code,
-                request_id=request_id,
+                status=status,
+                request_id=answered.get("request-id"),
+                client_request_id=client_request_id,
             )
             raise _Retry("truncated", None, error) from None
 
@@ -375,13 +415,10 @@ class GraphClient:
         """The server's Retry-After in seconds (None: none or unreadable, so backoff)."""
         delay = parse_retry_after(retry_after)
         if delay is not None and delay > self._retry.max_retry_after:
-            raise GraphError(
+            raise reworded(
+                error,
                 f"throttled with Retry-After {delay:g}s, longer than the "
                 f"{self._retry.max_retry_after:g}s syncctl waits",
-                request=error.request,
-                status=error.status,
-                code=error.code,
-                request_id=error.request_id,
             )
         return delay
 
@@ -408,115 +445,3 @@ class _Unauthorized(Exception):
     def __init__(self, error: GraphError) -> None:
         super().__init__(str(error))
         self.error = error
-
-
-def _page_values(request: Request, page: Any) -> list[dict[str, Any]]:
-    """The page's items, after checking the page is what Graph sends: a JSON object with a
-    ``value`` array of objects that each have an ``id``. Anything else fails the read."""
-    if not isinstance(page, dict):
-        raise GraphError(f"page is {_json_kind(page)}, not a JSON object", request=request.label())
-    values = page.get("value")
-    if not isinstance(values, list):
-        raise GraphError("response has no `value` array", request=request.label())
-    for position, item in enumerate(values):
-        if not isinstance(item, dict):
-            raise GraphError(
-                f"item {position} of a page is {_json_kind(item)}, not an object",
-                request=request.label(),
-            )
-        if not isinstance(item.get("id"), str) or not item["id"]:
-            raise GraphError(f"item {position} of a page has no `id`", request=request.label())
-    return values
-
-
-def _announced_count(request: Request, page: Any) -> int | None:
-    """``@odata.count`` of a first page, when the request asked for it (then it must be
-    there: a counted read without its count cannot be checked, so it is not trusted)."""
-    if not request.counted or not isinstance(page, dict):
-        return None
-    count = page.get("@odata.count")
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise GraphError(
-            "asked for $count=true, but the first page has no valid @odata.count",
-            request=request.label(),
-        )
-    return count
-
-
-def _json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, str):
-        return "a string"
-    return "a number"
-
-
-def _json_or_none(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-
-
-def _graph_error(label: str, status: Any, body: Any, header_request_id: str | None) -> GraphError:
-    """Graph's error body -> GraphError; ``innerError`` and ``innererror`` are both spelled."""
-    code: str | None = None
-    message = f"HTTP {status}"
-    request_id = header_request_id
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        code = error.get("code") if isinstance(error.get("code"), str) else None
-        if isinstance(error.get("message"), str) and error["message"].strip():
-            message = error["message"].strip().splitlines()[0][:300]
-        inner = error.get("innerError", error.get("innererror"))
-        if isinstance(inner, dict) and isinstance(inner.get("request-id"), str):
-            request_id = inner["request-id"]
-    return GraphError(
-        message,
-        request=label,
-        status=status if isinstance(status, int) else None,
-        code=code,
-        request_id=request_id,
-    )
-
-
-def _reason(error: GraphError) -> str:
-    """The error's text without its request prefix (the caller names the request)."""
-    return str(error).removeprefix(f"{error.request}: ")
-
-
-def _gave_up(error: GraphError, attempts: int) -> GraphError:
-    """The last transient error, reworded: the read failed for good."""
-    text = _reason(error)
-    if any(v is not None for v in (error.status, error.code, error.request_id)):
-        text = text[: text.rfind(" (")]  # GraphError appends the details again below
-    return GraphError(
-        f"gave up after {attempts} attempts: {text}",
-        request=error.request,
-        status=error.status,
-        code=error.code,
-        request_id=error.request_id,
-    )
-
-
-def _cannot_wait(label: str, asked: float, waited: float, error: GraphError) -> Exception:
-    """The server asked for a longer pause than the retry budget or the deadline leaves."""
-    budget_left = deadline.MAX_RETRY_WAIT_PER_REQUEST - waited
-    left = deadline.remaining()
-    if left is not None and left < budget_left:
-        return deadline.DeadlineExceeded(
-            f"{label}: throttled with Retry-After {asked:g}s, but the run's deadline "
-            f"(--timeout) passes in {max(left, 0):.0f}s; raise --timeout or check why the "
-            f"service is slow; last answer: {_reason(error)}"
-        )
-    return deadline.RetryBudgetExceeded(
-        f"{label}: throttled with Retry-After {asked:g}s, more than the {max(budget_left, 0):.0f}s "
-        f"left of its retry budget ({deadline.MAX_RETRY_WAIT_PER_REQUEST:.0f}s of waiting per "
-        f"request); last answer: {_reason(error)}"
-    )

@@ -18,6 +18,14 @@ uses, so no separate /users enumeration is needed. Every collection is read with
 ``$count=true`` and checked against its ``@odata.count`` (GraphClient), and every managed id
 out of scope is accounted for by positive evidence (``removal_reasons``): nothing is inferred
 from an id missing in an answer.
+
+Groups also hold devices, service principals, org contacts and groups. Member lists are read
+with the ``microsoft.graph.user`` cast, so Graph leaves the other types out; its items carry no
+``@odata.type`` (Microsoft's published examples, group-list-members.md), so nothing here
+filters on it. An app that may read group members but not users (GroupMember.Read.All without
+User.Read.All) gets each user "with limited information": the id, every property null
+(permissions-overview.md). Such users are never taken for users with empty attributes: the
+read fails naming the missing permission.
 """
 
 from __future__ import annotations
@@ -30,9 +38,11 @@ from syncctl.errors import GraphError
 from syncctl.mapping import source_attributes
 from syncctl.model import ObjectKind, RemovalReason, SourceGroup, SourceSnapshot, SourceUser
 from syncctl.policy.model import Policy, Tenant, is_object_id
+from syncctl.source import permissions
 from syncctl.source.auth import TokenProvider
 from syncctl.source.clouds import graph_base
 from syncctl.source.graph import PAGE_SIZE, Answer, GraphClient, Request
+from syncctl.source.graph_errors import reworded
 from syncctl.source.http import build_http_client
 from syncctl.source.progress import Progress
 from syncctl.source.scope import (
@@ -146,6 +156,12 @@ class GraphReader:
                 member_id = member["id"]  # GraphClient checked every item has one
                 member_ids.add(member_id)
                 if group_id in scope_ids and member_id not in users:
+                    if _limited(member):
+                        raise GraphError(
+                            f"user {member_id} came with limited information (its id only), "
+                            f"so {permissions.lacks_message(permissions.USER_PROPERTIES)}",
+                            request=f"GET /groups/{group_id}/{relation}/microsoft.graph.user",
+                        )
                     users[member_id] = SourceUser(member_id, self._user_attributes(member))
             groups[group_id] = SourceGroup(
                 group_id, self._group_attributes(groups_by_id[group_id]), tuple(sorted(member_ids))
@@ -263,13 +279,16 @@ def _is_found(request: Request, answer: Answer, object_id: str) -> bool:
     if answer.status == 404 and error is not None and error.code == NOT_FOUND:
         return False
     # A 404 without Graph's not-found code (a proxy, a wrong route) proves nothing.
-    raise GraphError(
-        f"no usable answer about {object_id}, so it is not known whether it was deleted",
-        request=request.label(),
-        status=answer.status,
-        code=error.code if error else None,
-        request_id=error.request_id if error else None,
-    )
+    message = f"no usable answer about {object_id}, so it is not known whether it was deleted"
+    if error is None:
+        raise GraphError(message, request=request.label(), status=answer.status)
+    raise reworded(error, message)
+
+
+def _limited(member: Mapping[str, Any]) -> bool:
+    """A user Graph returned "with limited information": every user has a userPrincipalName
+    (user.md: required, never null), which the reader always selects (USER_BASE)."""
+    return not member.get("userPrincipalName")
 
 
 def _some(object_ids: list[str]) -> str:

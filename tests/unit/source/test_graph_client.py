@@ -7,6 +7,7 @@ behaviours are exercised end to end against the TLS emulator in tests/integratio
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -222,9 +223,11 @@ def test_error_body_becomes_typed_error_with_request_id(spelling: str) -> None:
         "Request_ResourceNotFound",
         "abc-123",
     )
+    # The client-request-id is the GUID syncctl sent: support asks for it next to request-id.
+    sent = harness.seen[0].headers["client-request-id"]
     assert str(error) == (
         "GET /groups/x/members: Resource 'x' does not exist. "
-        "(status 404, code Request_ResourceNotFound, request-id abc-123)"
+        f"(status 404, code Request_ResourceNotFound, request-id abc-123, client-request-id {sent})"
     )
     assert len(harness.seen) == 1  # a 404 is not retried
 
@@ -274,7 +277,11 @@ def test_get_many_batches_first_pages_and_follows_the_rest() -> None:
     assert [len(r) for r in results] == [2] + [1] * 24
     assert results[3] == [{"id": "g3-m0"}]
     assert [len(b["requests"]) for b in batches] == [20, 5]
-    assert batches[0]["requests"][0]["headers"] == {"ConsistencyLevel": "eventual"}
+    headers = batches[0]["requests"][0]["headers"]
+    assert headers["ConsistencyLevel"] == "eventual"
+    # Each item carries its own client-request-id (a GUID), distinct from its neighbours'.
+    item_ids = {item["headers"]["client-request-id"] for item in batches[0]["requests"]}
+    assert len(item_ids) == 20 and all(uuid.UUID(i).version == 4 for i in item_ids)
     assert len(harness.seen) == 3  # 2 batches + 1 second page of g0
 
 

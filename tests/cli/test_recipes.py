@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ import psycopg
 import yaml
 
 from tests.cli.binary import REPO, SYNCCTL, run_syncctl
+from tests.contract.state_child import hold_lock
 from tests.servers.azurite import STATE_ENV, Azurite
 from tests.servers.postgres import PostgresServer
 
@@ -228,19 +228,10 @@ def test_kubernetes_cronjob_recipe_shares_state_and_lock_through_postgres(
     assert len(document["managed"]) > 0
 
     # A third process holds the lock, as a run in another pod would.
-    holder = subprocess.Popen(
-        [sys.executable, "-m", "tests.contract.state_child", str(pods[2].policy_file)],
-        cwd=REPO,
-        env={**os.environ, dsn_env: dsn},
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    holder = hold_lock(pods[2].policy_file, {dsn_env: dsn})
+    lock_id = holder.lock_id
     waiter: subprocess.Popen[str] | None = None
     try:
-        assert holder.stdout is not None and holder.stdin is not None
-        lock_id = json.loads(holder.stdout.readline())["lock_id"]
         refused = pods[1].cronjob()
         assert refused.returncode == 3, refused.stdout + refused.stderr
         assert "is locked by" in refused.stderr and lock_id in refused.stderr
@@ -267,16 +258,16 @@ def test_kubernetes_cronjob_recipe_shares_state_and_lock_through_postgres(
         said = waiter.stderr.readline()
         assert said.startswith("vault: waiting up to 60s for the lock:"), said
         assert lock_id in said and int(str(row[0])) > 0
-        holder.stdin.close()
-        assert holder.wait(timeout=WAIT_SECONDS) == 0
+        holder.release()
+        assert holder.process.returncode == 0
         out, err = waiter.communicate(timeout=WAIT_SECONDS)
         assert waiter.returncode == 0, out + err
         assert "locked" not in err
     finally:
-        for process in (holder, waiter):
-            if process is not None and process.poll() is None:
-                process.kill()
-                process.wait()
+        holder.kill()
+        if waiter is not None and waiter.poll() is None:
+            waiter.kill()
+            waiter.wait()
     after = json.loads(pods[1].run("state", "show", pods[1].policy_file).stdout)
     assert after["last_run"]["operation"] == "apply"
     assert after["managed"] == document["managed"]

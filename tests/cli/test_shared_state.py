@@ -6,18 +6,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.cli.binary import SYNCCTL, copy_demo, run_syncctl
+from tests.contract.state_child import Holder, hold_lock
 from tests.contract.state_store import StateStore
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(params=["postgres", "azure_blob"])
@@ -48,33 +45,10 @@ def run(store: StateStore, *args: str | Path, cwd: Path) -> subprocess.Completed
     return run_syncctl(*args, cwd=cwd, **store.env)
 
 
-@dataclass
-class Holder:
-    lock_id: str
-    process: subprocess.Popen[str]
-
-    def release(self) -> None:
-        assert self.process.stdin is not None
-        if not self.process.stdin.closed:
-            self.process.stdin.close()
-        self.process.wait(timeout=60)
-
-
 @pytest.fixture
 def holder(store: StateStore, runners: tuple[Path, Path]) -> Iterator[Holder]:
     """A third runner holding the lock until released."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.contract.state_child", str(runners[0])],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **store.env},
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    assert line, "the holder exited before taking the lock"
-    held = Holder(str(json.loads(line)["lock_id"]), process)
+    held = hold_lock(runners[0], store.env)
     try:
         yield held
     finally:

@@ -4,13 +4,9 @@ locks the same way, against the real servers (``tests/servers``)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,11 +16,11 @@ from syncctl.errors import LockHeldError
 from syncctl.state import LastRun, State, StateError
 from syncctl.state.backend import StateBackend, StateConflictError, open_backend
 from syncctl.state.migrate import migrate_state
+from tests.contract.state_child import Holder, hold_lock
 from tests.contract.state_store import StateStore, policy_for, write_policy
 
 TENANT = "contoso.onmicrosoft.com"
 TTL = timedelta(hours=6)
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(params=["local", "postgres", "azure_blob"])
@@ -56,46 +52,14 @@ def a_state(name: str = "vault", *, managed: tuple[str, ...] = ("id-1", "id-2"))
     )
 
 
-@dataclass
-class Holder:
-    process: subprocess.Popen[str]
-    lock_id: str
-
-    def ask(self, command: str) -> str:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(command + "\n")
-        self.process.stdin.flush()
-        return self.process.stdout.readline().strip()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            assert self.process.stdin is not None
-            self.process.stdin.close()
-            self.process.wait(timeout=60)
-
-
 @pytest.fixture
 def holder(policies: Path, store: StateStore) -> Iterator[Holder]:
-    """Another process holding the lock of policy "vault" (steered on its printed line)."""
-    path = write_policy(policies, "vault", store)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.contract.state_child", str(path), "15"],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **store.env},
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    assert line, "the holder process exited before taking the lock"
-    held = Holder(process, json.loads(line)["lock_id"])
+    """Another process holding the lock of policy "vault" (15 s leases on Blob)."""
+    held = hold_lock(write_policy(policies, "vault", store), store.env, lease_seconds=15)
     try:
         yield held
     finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=60)
+        held.kill()
 
 
 def take_within(store_backend: StateBackend, seconds: float) -> None:
@@ -184,7 +148,7 @@ def test_the_lock_keeps_a_second_process_out_until_released(
     seen = mine.read_lock()
     assert seen is not None and seen.id == holder.lock_id and seen.policy == "vault"
     assert holder.ask("check") == "ok"
-    holder.stop()
+    holder.release()
     assert mine.read_lock() is None
     take_within(mine, 0.0)
 

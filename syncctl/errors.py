@@ -162,7 +162,3 @@ class LostStateError(SyncctlError):
     """The state is missing or empty, yet the target holds objects this policy owns."""
 
     exit_code = EXIT_REFUSED
-
-
-class ApplyFailed(SyncctlError):
-    """Some changes failed during apply (the others were applied)."""

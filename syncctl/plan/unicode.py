@@ -35,7 +35,7 @@ def has_surrogate(text: str) -> bool:
 
 def printable(text: str) -> str:
     """``text`` with every lone surrogate spelled as a ``\\udXXX`` escape (UTF-8 safe)."""
-    if text.isascii() or _SURROGATE.search(text) is None:  # called per address: stay cheap
+    if not has_surrogate(text):  # called per address: the ASCII test keeps it cheap
         return text
     return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 

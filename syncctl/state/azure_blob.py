@@ -23,7 +23,7 @@ from syncctl.errors import LockHeldError, SyncctlError
 from syncctl.redaction import mask, remember
 from syncctl.state.backend import StateConflictError
 from syncctl.state.lease import BlobLeaseLock, break_lock, current_holder, error_code, try_lease
-from syncctl.state.lock import LockInfo, new_lock_info
+from syncctl.state.lock import UNKNOWN_ID, LockInfo, lock_held, new_lock_info
 from syncctl.state.store import State, StateError, parse_state, render_state
 
 if TYPE_CHECKING:
@@ -298,12 +298,12 @@ class AzureBlobBackend:
                     return held
                 if time.monotonic() >= deadline:
                     where = self._location.removesuffix(STATE_SUFFIX) + ".lock"
-                    describe = holder.describe() if holder else "another run"
-                    hint = f"syncctl force-unlock {self._policy} {holder.id}" if holder else ""
-                    raise LockHeldError(
-                        f'policy "{self._policy}" is locked by {describe}; lock blob {where} '
-                        f"(wait with --lock-timeout; if that run is gone, its lease expires "
-                        f"within {LEASE_SECONDS} s, or: {hint})"
+                    raise lock_held(
+                        self._policy,
+                        "another run" if holder is None else holder.describe(),
+                        f"lock blob {where}",
+                        unlock_id=None if holder is None or holder.id == UNKNOWN_ID else holder.id,
+                        frees_itself=f"a gone run's lease expires within {LEASE_SECONDS} s",
                     )
                 time.sleep(POLL_SECONDS)
 

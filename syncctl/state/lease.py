@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
-from syncctl.state.lock import LockInfo
+from syncctl.state.lock import UNKNOWN_ID, LockInfo, unknown_holder
 from syncctl.state.store import StateError, iso
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ def _decode(metadata: Mapping[str, str], when: datetime | None) -> LockInfo:
         # Leased without (readable) metadata: between a lease and its metadata write, or
         # written by something else. Held all the same; only its lease expiry frees it.
         created = iso(when or datetime.now(UTC))
-        return LockInfo("unknown", "unknown", "unknown", "unknown", "unknown", 0, created)
+        return unknown_holder(created)
 
 
 def current_holder(props: BlobProperties) -> LockInfo | None:
@@ -210,7 +210,7 @@ def break_lock(blob: BlobClient, lock_id: str, *, where: str) -> LockInfo:
     holder = current_holder(props)
     if holder is None:
         raise StateError(f"{where}: not locked")
-    if holder.id != lock_id or holder.id == "unknown":
+    if holder.id != lock_id or holder.id == UNKNOWN_ID:
         raise StateError(
             f"{where}: lock id {lock_id} does not match the lock, which is "
             f"{holder.describe()}; nothing removed"

@@ -87,6 +87,28 @@ class LockInfo:
         )
 
 
+UNKNOWN_ID = "unknown"  # the id of a lock whose holder cannot be read
+
+
+def unknown_holder(created: str, *, policy: str = "unknown", holder: str = "unknown") -> LockInfo:
+    """A lock that is held by someone this run cannot identify: never ignored, and no
+    force-unlock by a made-up id (only expiry, the TTL or the lock's own id frees it)."""
+    return LockInfo(UNKNOWN_ID, policy, "unknown", holder, "unknown", 0, created)
+
+
+def lock_held(
+    policy: str, who: str, where: str, *, unlock_id: str | None, frees_itself: str | None = None
+) -> LockHeldError:
+    """The refusal every backend gives when another run holds the policy's lock: who, where,
+    and the ways out."""
+    ways = ["wait with --lock-timeout"]
+    if frees_itself is not None:
+        ways.append(frees_itself)
+    if unlock_id is not None:
+        ways.append(f"if that run is gone: syncctl force-unlock {policy} {unlock_id}")
+    return LockHeldError(f'policy "{policy}" is locked by {who}; {where} ({"; ".join(ways)})')
+
+
 class Holder(StrEnum):
     """What can be known about a lock's holder from here."""
 
@@ -186,7 +208,7 @@ def read_lock(path: Path) -> LockInfo | None:
             created = iso(datetime.fromtimestamp(path.stat().st_mtime, UTC))
         except OSError:
             created = iso(datetime.now(UTC))
-        return LockInfo("unknown", "unknown", "unknown", "unknown", "unknown", 0, created)
+        return unknown_holder(created)
 
 
 @contextmanager
@@ -262,11 +284,8 @@ def acquire(
         if holder is None:
             continue  # released between our attempt and the check: try again at once
         if time.monotonic() >= deadline:
-            raise LockHeldError(
-                f'policy "{policy}" is locked by {holder.describe()}; lock file {path} '
-                "(wait with --lock-timeout; if that run is gone: "
-                f"syncctl force-unlock {policy} {holder.id})"
-            )
+            # A malformed lock file is removed by its id "unknown", so the hint stays.
+            raise lock_held(policy, holder.describe(), f"lock file {path}", unlock_id=holder.id)
         time.sleep(POLL_SECONDS)
 
 

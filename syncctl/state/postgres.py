@@ -20,9 +20,16 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from syncctl import redaction
-from syncctl.errors import LockHeldError, SecretError
+from syncctl.errors import SecretError
 from syncctl.state.backend import StateConflictError
-from syncctl.state.lock import POLL_SECONDS, LockInfo, new_lock_info
+from syncctl.state.lock import (
+    POLL_SECONDS,
+    UNKNOWN_ID,
+    LockInfo,
+    lock_held,
+    new_lock_info,
+    unknown_holder,
+)
 from syncctl.state.store import State, StateError, iso, parse_iso, parse_state, render_state
 
 if TYPE_CHECKING:
@@ -49,7 +56,6 @@ _HELD = (
     "AND l.objid::bigint = %(lo)s "
     "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
 )
-NO_ROW = "unknown"  # the LockInfo id of a lock held by a session that wrote no row
 
 
 class PostgresLock:
@@ -239,15 +245,12 @@ class PostgresBackend:
                 misses += 1
                 continue  # released between our try and the look: try again at once
             if time.monotonic() >= deadline:
-                who, hint = "a session that left no row", ""
-                if holder is not None:
-                    who = holder.holder if holder.id == NO_ROW else holder.describe()
-                if holder is not None and holder.id != NO_ROW:
-                    hint = f"; if that run is gone: syncctl force-unlock {self._policy} {holder.id}"
-                raise LockHeldError(
-                    f'policy "{self._policy}" is locked by {who}; {self._location} '
-                    f"(wait with --lock-timeout{hint})"
-                )
+                if holder is not None and holder.id != UNKNOWN_ID:
+                    raise lock_held(
+                        self._policy, holder.describe(), self._location, unlock_id=holder.id
+                    )
+                who = "a session that left no row" if holder is None else holder.holder
+                raise lock_held(self._policy, who, self._location, unlock_id=None)
             time.sleep(POLL_SECONDS)
 
     def _holder(self) -> LockInfo | None:
@@ -267,7 +270,7 @@ class PostgresBackend:
         if row[0] is None:  # held by a session that wrote no row (yet, or it was deleted)
             who = f"a session that left no row (server pid {row[7]})"
             now = iso(datetime.now(UTC))
-            return LockInfo(NO_ROW, self._policy, "unknown", who, "unknown", 0, now)
+            return unknown_holder(now, policy=self._policy, holder=who)
         return self._info(row)
 
     def _info(self, row: Sequence[Any]) -> LockInfo:

@@ -14,13 +14,22 @@ def write_text_atomic(path: Path, text: str) -> None:
     a temporary file in the same directory, fsync, rename, fsync of the directory.
     Every secret revealed in this run is masked first (``syncctl.redaction``).
     Raises OSError; callers say which file it was for."""
-    text = mask(text)
+    _replace_atomic(path, mask(text).encode("utf-8"))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """``write_text_atomic`` for bytes, written as given: binary data (a compressed blob) is
+    not masked, since masking would corrupt it and could not find a secret in it anyway."""
+    _replace_atomic(path, data)
+
+
+def _replace_atomic(path: Path, data: bytes) -> None:
     directory = path.parent if str(path.parent) else Path(".")
     directory.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

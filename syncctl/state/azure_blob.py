@@ -4,7 +4,10 @@
 detected by its ETag (``If-Match``, or ``If-None-Match: *`` for the first save), never
 overwritten. ``{tenant}/{policy}.lock`` is an empty blob whose lease is the lock (see
 ``syncctl.state.lease``); the holder is described in its metadata, written under the lease.
-The container is created when a first write finds it missing.
+The container is created when a first write finds it missing. Blobs are block blobs
+``{tenant}/{policy}.blobs/{name}``: one upload each, which Blob Storage commits whole (one Put
+Blob, or the SDK's blocks and one Put Block List for large data), so a reader sees the old
+blob, the new one or none; ``list_states`` skips them (they sit one level down).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import ipaddress
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -21,8 +24,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from syncctl.errors import LockHeldError, SyncctlError
 from syncctl.redaction import mask, remember
-from syncctl.state.backend import StateConflictError
+from syncctl.state.backend import StateConflictError, check_blob_name
 from syncctl.state.lease import BlobLeaseLock, break_lock, current_holder, error_code, try_lease
+from syncctl.state.local import BLOBS_SUFFIX
 from syncctl.state.lock import UNKNOWN_ID, LockInfo, lock_held, new_lock_info
 from syncctl.state.store import State, StateError, parse_state, render_state
 
@@ -89,6 +93,7 @@ class AzureBlobBackend:
         self._container_name = config.container
         self._state_name = f"{self._tenant}/{self._policy}{STATE_SUFFIX}"
         self._lock_name = f"{self._tenant}/{self._policy}.lock"
+        self._blob_prefix = f"{self._tenant}/{self._policy}{BLOBS_SUFFIX}/"
         self._guard = threading.Lock()
         self._etag: str | None = None
         self._held: BlobLeaseLock | None = None
@@ -273,6 +278,37 @@ class AzureBlobBackend:
                 if state.tenant in (None, self._tenant):
                     states.append(state)
         return states
+
+    # ---- blobs -----------------------------------------------------------------------
+    def save_blob(self, name: str, data: bytes) -> None:
+        blob = self._container.get_blob_client(self._blob_prefix + check_blob_name(name))
+        with self._errors(f"cannot write blob {name}"):
+            self._creating_container(lambda: blob.upload_blob(data, overwrite=True))
+
+    def load_blob(self, name: str) -> bytes | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        blob = self._container.get_blob_client(self._blob_prefix + check_blob_name(name))
+        with self._errors(f"cannot read blob {name}"):
+            try:
+                # Read in ranges, each conditional on the first one's ETag: a blob replaced
+                # meanwhile fails the read instead of mixing two versions.
+                return blob.download_blob().readall()
+            except ResourceNotFoundError:  # BlobNotFound, or ContainerNotFound: none saved yet
+                return None
+
+    def prune_blobs(self, keep: Collection[str]) -> None:
+        from azure.core.exceptions import AzureError
+
+        keeping = set(keep)
+        try:
+            names = [b.name for b in self._container.list_blobs(name_starts_with=self._blob_prefix)]
+        except (AzureError, SyncctlError):  # SyncctlError: a sign-in failure
+            return  # best effort, like each delete below: a later prune tries again
+        for name in names:
+            if name[len(self._blob_prefix) :] not in keeping:
+                with suppress(AzureError, SyncctlError):
+                    self._container.delete_blob(name)
 
     # ---- lock ------------------------------------------------------------------------
     def lock(self, *, operation: str, timeout: float, ttl: timedelta) -> BlobLeaseLock:

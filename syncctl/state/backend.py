@@ -10,14 +10,19 @@ semantics, so the engine never knows which one it talks to:
   since this one loaded or last saved): ``StateConflictError``, never a silent overwrite;
 - ``lock`` takes the policy's exclusive lock or raises ``LockHeldError`` naming the holder;
   the lock frees itself when its holder dies (file: pid check; PostgreSQL: the session ends;
-  Blob: the lease expires), and ``force_unlock`` removes it by id for everything else.
+  Blob: the lease expires), and ``force_unlock`` removes it by id for everything else;
+- ``save_blob`` / ``load_blob`` / ``prune_blobs`` keep the policy's large, rarely changing
+  documents (the cached Entra slice of ``syncctl.source.cache``) beside the state. Blobs are
+  named by their content's digest and written before the state that names them, so a state
+  never points at a blob that is not whole, and journal saves during an apply stay small.
 
 A backend object belongs to one policy and one run; it may be used from several threads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Collection, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
 
@@ -27,6 +32,19 @@ from syncctl.state.store import State, StateError
 
 if TYPE_CHECKING:
     from syncctl.policy.model import Policy
+
+
+# The contract's [a-z0-9.-]{1,100}, also starting and ending with a letter or digit: a
+# leading dot would hide the file (and match the temp files beside it), a trailing one is
+# dropped from Blob Storage URLs.
+BLOB_NAME = re.compile(r"[a-z0-9](?:[a-z0-9.-]{0,98}[a-z0-9])?")
+
+
+def check_blob_name(name: str) -> str:
+    """``name`` if it may name a blob in every backend; ValueError (a caller's bug) if not."""
+    if not isinstance(name, str) or not BLOB_NAME.fullmatch(name) or ".." in name:
+        raise ValueError(f"invalid blob name {name!r}: want [a-z0-9.-], at most 100, no '..'")
+    return name
 
 
 class StateConflictError(StateError):
@@ -74,6 +92,21 @@ class StateBackend(Protocol):
     def list_states(self) -> Sequence[State]:
         """Every policy's state of this tenant in this store (this one's included), for
         ``state list`` and for telling which target objects other policies claim."""
+
+    def save_blob(self, name: str, data: bytes) -> None:
+        """Store ``data`` under ``name`` (``check_blob_name``; by convention
+        ``KIND-SHA256HEX``) for this policy and tenant, atomically: a reader sees
+        the whole blob or none. Saving a name that exists replaces it (same name, same bytes).
+        Not guarded by the state's conflict check: the state that names a blob is."""
+
+    def load_blob(self, name: str) -> bytes | None:
+        """The blob's bytes, or None when there is no blob of that name; StateError when the
+        store cannot be read (never None because of an error)."""
+
+    def prune_blobs(self, keep: Collection[str]) -> None:
+        """Delete this policy's blobs whose names are not in ``keep`` (best effort: a blob
+        that cannot be deleted now, or a store that cannot be listed, is left for a later
+        prune, never an error)."""
 
     def close(self) -> None: ...
 

@@ -4,22 +4,27 @@ The file is replaced atomically (``syncctl.fileio``); the lock (``syncctl.state.
 two runs on this machine apart. A concurrent writer is detected by the file's identity
 (device, inode, size, mtime): every save replaces the file, so a save by anyone else since
 this run's load or last save changes it.
+
+Blobs are files in ``POLICY.blobs/`` beside the state file, replaced atomically like it; the
+directory is created by the first ``save_blob``.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from contextlib import suppress
 from datetime import timedelta
 from pathlib import Path
 
-from syncctl.state.backend import StateConflictError
+from syncctl.fileio import write_bytes_atomic
+from syncctl.state.backend import BLOB_NAME, StateConflictError, check_blob_name
 from syncctl.state.lock import LockInfo, PolicyLock, acquire, force_unlock, lock_path_for, read_lock
 from syncctl.state.store import State, StateError, load_state, save_state
 
 STATE_SUFFIX = ".state.json"
-
+BLOBS_SUFFIX = ".blobs"
 _Stamp = tuple[int, int, int, int] | None
 
 
@@ -103,6 +108,39 @@ class LocalBackend:
         # An unreadable state of another policy fails the listing: what it claims is unknown.
         states = [load_state(path, None) for path in paths]
         return [s for s in states if s.tenant in (None, self._tenant)]
+
+    # ---- blobs -----------------------------------------------------------------------
+    @property
+    def blob_dir(self) -> Path:
+        return self.path.parent / f"{self._policy}{BLOBS_SUFFIX}"
+
+    def save_blob(self, name: str, data: bytes) -> None:
+        path = self.blob_dir / check_blob_name(name)
+        try:
+            write_bytes_atomic(path, data)
+        except OSError as exc:
+            raise StateError(f"{path}: cannot write blob: {exc.strerror or exc}") from None
+
+    def load_blob(self, name: str) -> bytes | None:
+        path = self.blob_dir / check_blob_name(name)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StateError(f"{path}: cannot read blob: {exc.strerror or exc}") from None
+
+    def prune_blobs(self, keep: Collection[str]) -> None:
+        try:
+            found = os.listdir(self.blob_dir)
+        except OSError:
+            return  # none yet, or unreadable: a later prune tries again
+        keeping = set(keep)
+        for name in found:
+            # Temp files (".NAME.xxx.tmp") are no blob names: a writer may still own them.
+            if name not in keeping and BLOB_NAME.fullmatch(name) and ".." not in name:
+                with suppress(OSError):
+                    (self.blob_dir / name).unlink()
 
     def close(self) -> None:
         return None

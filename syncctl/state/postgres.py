@@ -8,20 +8,23 @@ The lock is a session-level advisory lock on the backend's own connection: the s
 it when the session ends (process killed, machine gone, connection cut), so it needs no TTL.
 ``syncctl_locks`` only says who holds it; a row is believed only while the session it names
 (``backend_pid``) holds the advisory lock, so rows left by dead holders are ignored.
+
+Blobs are rows of ``syncctl_blobs``, one statement each (so a reader sees a whole blob or
+none), keyed by policy, tenant and name like the state.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from syncctl import redaction
 from syncctl.errors import SecretError
-from syncctl.state.backend import StateConflictError
+from syncctl.state.backend import StateConflictError, check_blob_name
 from syncctl.state.lock import (
     POLL_SECONDS,
     UNKNOWN_ID,
@@ -45,8 +48,12 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS syncctl_locks (policy text NOT NULL, tenant text NOT NULL, "
     "lock_id text NOT NULL, holder text NOT NULL, host text NOT NULL, pid integer NOT NULL, "
     "backend_pid integer NOT NULL, operation text NOT NULL, created timestamptz NOT NULL, "
-    "process_start text, PRIMARY KEY (policy, tenant));"
+    "process_start text, PRIMARY KEY (policy, tenant)); "
+    "CREATE TABLE IF NOT EXISTS syncctl_blobs (policy text NOT NULL, tenant text NOT NULL, "
+    "name text NOT NULL, data bytea NOT NULL, saved_at timestamptz NOT NULL DEFAULT now(), "
+    "PRIMARY KEY (policy, tenant, name));"
 )
+_TABLES = ("syncctl_state", "syncctl_locks", "syncctl_blobs")
 _KEY = "policy = %(policy)s AND tenant = %(tenant)s"
 _COLUMNS = "lock_id, holder, host, pid, operation, created, process_start, backend_pid"
 # Granted advisory locks on our key in this database: a bigint key shows in pg_locks as
@@ -169,8 +176,7 @@ class PostgresBackend:
         import psycopg
 
         found = conn.execute(
-            "SELECT to_regclass('syncctl_state') IS NOT NULL "
-            "AND to_regclass('syncctl_locks') IS NOT NULL"
+            "SELECT " + " AND ".join(f"to_regclass('{t}') IS NOT NULL" for t in _TABLES)
         ).fetchone()
         if found and found[0]:
             return  # no DDL at all, so a role that may not create tables works too
@@ -351,6 +357,35 @@ class PostgresBackend:
             parse_state(str(doc), f"{where}: policy {name}", policy=str(name), tenant=self._tenant)
             for name, doc in rows
         ]
+
+    # ---- blobs -----------------------------------------------------------------------
+    def save_blob(self, name: str, data: bytes) -> None:
+        check_blob_name(name)
+        with self._session(f"save blob {name}"):
+            self._sql(
+                "INSERT INTO syncctl_blobs (policy, tenant, name, data) "
+                "VALUES (%(policy)s, %(tenant)s, %(name)s, %(data)s) "
+                "ON CONFLICT (policy, tenant, name) "
+                "DO UPDATE SET data = EXCLUDED.data, saved_at = now() RETURNING 1",
+                name=name,
+                data=data,
+            )
+
+    def load_blob(self, name: str) -> bytes | None:
+        check_blob_name(name)
+        with self._session(f"load blob {name}") as conn:
+            # Binary results: a 40 MB bytea is not sent (and parsed) as 80 MB of hex.
+            row = conn.execute(
+                f"SELECT data FROM syncctl_blobs WHERE {_KEY} AND name = %(name)s",
+                {**self._params, "name": name},
+                binary=True,
+            ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def prune_blobs(self, keep: Collection[str]) -> None:
+        gone = f"DELETE FROM syncctl_blobs WHERE {_KEY} AND NOT name = ANY(%(keep)s::text[])"
+        with suppress(StateError), self._session("prune blobs"):  # a later prune tries again
+            self._sql(gone + " RETURNING 1", keep=sorted(keep))
 
     def close(self) -> None:
         with self._guard:

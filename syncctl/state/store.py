@@ -9,7 +9,10 @@ It holds only identifiers, timestamps and counts, never a secret or an attribute
   ``last_apply``: the same for the latest apply, which a later plan does not hide.
 - ``synced``: per managed object, a short digest of the values syncctl last wrote, so a plan
   can tell an edit made on the target (drift) from a change in Entra. A digest, not the values.
-- ``delta_links``: reserved for the Graph reader (incremental reads).
+- ``source_cache``: the cached Entra slice of the last read (a blob of the backend, named by
+  its digest: ``StateBackend.save_blob``) with what it depends on, and ``delta_links``: the
+  Graph delta links that continue from it. Slice and links are saved together, in the same
+  state save, after every read: they mirror Entra, not the target.
 
 Writes are atomic (temp file in the same directory, fsync, rename, fsync of the directory),
 so a crash leaves either the old or the new file, never a torn one.
@@ -26,10 +29,11 @@ from typing import Any
 
 from syncctl.errors import SyncctlError
 from syncctl.fileio import write_text_atomic
+from syncctl.jsontext import indented_json
 
-# 2 added ``tenant``. Older documents are migrated forward on load; a newer one is refused
-# (an older syncctl must not drop what it does not understand).
-STATE_FORMAT_VERSION = 2
+# 2 added ``tenant``; 3 added ``source_cache``. Older documents are migrated forward on load;
+# a newer one is refused (an older syncctl must not drop what it does not understand).
+STATE_FORMAT_VERSION = 3
 
 
 class StateError(SyncctlError):
@@ -71,6 +75,41 @@ class LastRun:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceCache:
+    """Where the cached Entra slice is and what it was read for."""
+
+    blob: str  # the backend blob holding it (``slice-SHA256``)
+    key: str  # digest of what it depends on: tenant, scope, groups, selected properties
+    full_read_at: str  # ISO 8601 UTC of the last full read it descends from
+    # The no-change fast path: digest of the inputs of the last plan that had nothing to do,
+    # and the blob holding that plan (None: the last plan had work, errors, or was not made).
+    quiet_inputs: str | None = None
+    quiet_blob: str | None = None
+
+    def blob_names(self) -> tuple[str, ...]:
+        return (self.blob,) if self.quiet_blob is None else (self.blob, self.quiet_blob)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "blob": self.blob,
+            "key": self.key,
+            "full_read_at": self.full_read_at,
+            "quiet_inputs": self.quiet_inputs,
+            "quiet_blob": self.quiet_blob,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SourceCache:
+        return cls(
+            blob=str(data["blob"]),
+            key=str(data["key"]),
+            full_read_at=str(data["full_read_at"]),
+            quiet_inputs=_optional_str(data.get("quiet_inputs")),
+            quiet_blob=_optional_str(data.get("quiet_blob")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class State:
     policy: str
     managed: frozenset[str] = frozenset()
@@ -80,6 +119,11 @@ class State:
     delta_links: Mapping[str, str] = field(default_factory=dict)
     synced: Mapping[str, str] = field(default_factory=dict)  # Entra id -> Change.synced
     tenant: str | None = None  # the policy's tenant.id; None in a migrated version 1 state
+    source_cache: SourceCache | None = None
+
+    def blob_names(self) -> tuple[str, ...]:
+        """The backend blobs this state refers to (``migrate`` copies them, saves keep them)."""
+        return () if self.source_cache is None else self.source_cache.blob_names()
 
     def with_managed(self, ids: Iterable[str]) -> State:
         return replace(self, managed=self.managed | frozenset(ids))
@@ -134,6 +178,7 @@ class State:
             "last_apply": None if self.last_apply is None else self.last_apply.to_dict(),
             "delta_links": {k: self.delta_links[k] for k in sorted(self.delta_links)},
             "synced": {k: self.synced[k] for k in sorted(self.synced)},
+            "source_cache": None if self.source_cache is None else self.source_cache.to_dict(),
         }
 
     @classmethod
@@ -158,9 +203,16 @@ class State:
                     str(k): str(v) for k, v in dict(data.get("delta_links") or {}).items()
                 },
                 synced={str(k): str(v) for k, v in dict(data.get("synced") or {}).items()},
+                source_cache=None
+                if data.get("source_cache") is None
+                else SourceCache.from_dict(data["source_cache"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise StateError(f"{where}: malformed state document ({exc})") from None
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def migrate(data: Mapping[str, Any], where: str) -> Mapping[str, Any]:
@@ -176,6 +228,9 @@ def migrate(data: Mapping[str, Any], where: str) -> Mapping[str, Any]:
     upgraded = dict(data)
     if version == 1:
         upgraded = {**upgraded, "tenant": None, "format_version": 2}
+    if upgraded["format_version"] == 2:
+        # Links without a slice cannot be continued from: a version 2 state never had both.
+        upgraded = {**upgraded, "source_cache": None, "delta_links": {}, "format_version": 3}
     return upgraded
 
 
@@ -201,7 +256,7 @@ def parse_state(text: str, where: str, *, policy: str | None, tenant: str | None
 
 def render_state(state: State) -> str:
     """The document every backend stores."""
-    return json.dumps(state.to_dict(), indent=1, sort_keys=True) + "\n"
+    return indented_json(state.to_dict(), indent=1, ensure_ascii=True) + "\n"
 
 
 def iso(when: datetime) -> str:

@@ -3,10 +3,13 @@ locks the same way, against the real servers (``tests/servers``)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import random
 import signal
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from syncctl.errors import LockHeldError
 from syncctl.state import LastRun, State, StateError
 from syncctl.state.backend import StateBackend, StateConflictError, open_backend
 from syncctl.state.migrate import migrate_state
+from syncctl.state.store import SourceCache, render_state
 from tests.contract.state_child import Holder, hold_lock
 from tests.contract.state_store import StateStore, policy_for, write_policy
 
@@ -132,6 +136,120 @@ def test_a_corrupt_or_newer_state_is_a_one_line_error_never_an_empty_state(
     with pytest.raises(StateError, match=message) as error:
         fresh.load()
     assert "\n" not in str(error.value)
+
+
+# -- blobs -----------------------------------------------------------------------------------
+
+OTHER_TENANT = "fabrikam.onmicrosoft.com"
+
+
+def some_bytes(size: int, seed: int = 7) -> bytes:
+    """Incompressible, like the compressed slice; every byte value occurs."""
+    return random.Random(seed).randbytes(size)
+
+
+def slice_name(data: bytes) -> str:
+    return "slice-" + hashlib.sha256(data).hexdigest()
+
+
+def test_blobs_round_trip_whole_between_two_runners(policies: Path, store: StateStore) -> None:
+    writer, reader = backend(policies, store), backend(policies, store)
+    big = some_bytes(6 * 1024 * 1024 + 13)  # several MB, not a multiple of any chunk size
+    writer.save_blob(slice_name(big), big)
+    writer.save_blob("empty", b"")
+    writer.save_blob("a" * 100, b"\x00\r\n\xff")
+    assert reader.load_blob(slice_name(big)) == big
+    assert reader.load_blob("empty") == b""
+    assert reader.load_blob("a" * 100) == b"\x00\r\n\xff"
+
+
+def test_a_missing_blob_is_none(policies: Path, store: StateStore) -> None:
+    fresh = backend(policies, store)
+    assert fresh.load_blob("slice-0") is None  # nothing stored at all yet
+    fresh.prune_blobs(())  # nothing to prune is no error either
+    fresh.save_blob("slice-1", b"one")
+    assert fresh.load_blob("slice-0") is None
+    assert backend(policies, store, "wiki").load_blob("slice-1") is None  # another policy's
+
+
+def test_saving_a_blob_again_replaces_it(policies: Path, store: StateStore) -> None:
+    first = backend(policies, store)
+    first.save_blob("quiet-plan", b"old" * 1000)
+    first.save_blob("quiet-plan", b"new")
+    assert first.load_blob("quiet-plan") == b"new"
+    assert backend(policies, store).load_blob("quiet-plan") == b"new"
+
+
+def test_prune_keeps_exactly_what_it_is_told_and_only_touches_its_own_policy(
+    policies: Path, store: StateStore
+) -> None:
+    vault = backend(policies, store, "vault")
+    wiki = backend(policies, store, "wiki")
+    # The same policy name in another tenant (PostgreSQL and Blob: the same table/container).
+    elsewhere = backend(policies / "fabrikam", store, "vault", tenant=OTHER_TENANT)
+    runners = {"vault": vault, "wiki": wiki, "elsewhere": elsewhere}
+    names = ("slice-a", "slice-b", "slice-c")
+    for label, runner in runners.items():
+        for name in names:
+            runner.save_blob(name, f"{name} of {label}".encode())
+    vault.prune_blobs({"slice-b", "slice-not-there"})
+    assert {n: vault.load_blob(n) for n in names} == {
+        "slice-a": None,
+        "slice-b": b"slice-b of vault",
+        "slice-c": None,
+    }
+    for label in ("wiki", "elsewhere"):
+        for name in names:
+            assert runners[label].load_blob(name) == f"{name} of {label}".encode()
+    vault.prune_blobs(())
+    assert vault.load_blob("slice-b") is None
+    assert wiki.load_blob("slice-b") == b"slice-b of wiki"
+    assert elsewhere.load_blob("slice-b") == b"slice-b of elsewhere"
+
+
+def test_blobs_are_not_states(policies: Path, store: StateStore) -> None:
+    vault = backend(policies, store)
+    # A blob whose name and contents look like another policy's state document.
+    vault.save_blob("wiki.state.json", render_state(a_state("wiki")).encode())
+    assert vault.list_states() == []
+    assert vault.load() is None and backend(policies, store, "wiki").load() is None
+    vault.save(a_state())
+    assert [s.policy for s in backend(policies, store).list_states()] == ["vault"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "Slice-a", "slice_a", "a/b", "..", "a..b", "../vault.state.json", ".hidden", "x" * 101,
+     "slice-a.", "sl\u00efce", "slice a", "slice-a\n"],
+)  # fmt: skip
+def test_an_invalid_blob_name_is_a_value_error_and_writes_nothing(
+    policies: Path, store: StateStore, name: str
+) -> None:
+    runner = backend(policies, store)
+    runner.load()
+    runner.save(a_state())
+    with pytest.raises(ValueError, match="invalid blob name"):
+        runner.save_blob(name, b"junk")
+    with pytest.raises(ValueError, match="invalid blob name"):
+        runner.load_blob(name)
+    assert backend(policies, store).load() == a_state()
+    assert [s.policy for s in runner.list_states()] == ["vault"]
+
+
+def test_saving_the_state_leaves_the_blobs_alone(policies: Path, store: StateStore) -> None:
+    runner = backend(policies, store)
+    data = some_bytes(300_000)
+    runner.save_blob("slice-old", b"a blob no state names")
+    runner.save_blob(slice_name(data), data)
+    cache = SourceCache(slice_name(data), key="k" * 64, full_read_at="2026-12-01T10:00:00Z")
+    assert runner.load() is None
+    for step in range(3):  # journal saves during an apply
+        runner.save(replace(a_state(managed=(f"id-{step}",)), source_cache=cache))
+    assert runner.load_blob(slice_name(data)) == data
+    assert runner.load_blob("slice-old") == b"a blob no state names"  # a save never prunes
+    loaded = backend(policies, store).load()
+    assert loaded is not None and loaded.source_cache == cache
+    assert loaded.blob_names() == (slice_name(data),)
 
 
 # -- locks -----------------------------------------------------------------------------------

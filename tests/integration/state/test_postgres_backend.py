@@ -81,7 +81,7 @@ def test_tables_are_created_on_first_use_and_the_document_is_stored_verbatim(
     assert _tables(dsn) == set()
     backend = make_backend()
     assert backend.load() is None
-    assert _tables(dsn) == {"syncctl_state", "syncctl_locks"}
+    assert _tables(dsn) == {"syncctl_state", "syncctl_locks", "syncctl_blobs"}
     state = State(policy="hr", managed=frozenset({"b", "a"}))
     backend.save(state)
     backend.save(state.with_managed(["c"]))

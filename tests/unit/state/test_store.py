@@ -100,6 +100,7 @@ def test_state_never_holds_attribute_values_or_secrets(tmp_path: Path) -> None:
         "last_apply",
         "delta_links",
         "synced",  # digests of what syncctl wrote (drift detection), never the values
+        "source_cache",  # names and digests of the cached slice's blob, never its contents
     }
     assert "Alice" not in path.read_text() and "CFO" not in path.read_text()
     assert load_state(path, "p").synced == {"id-1": digest}
@@ -116,7 +117,7 @@ def test_a_version_1_state_is_migrated_forward_and_saved_as_the_current_version(
     assert state.managed == {"id-1"} and state.tenant is None
     save_state(path, state.for_tenant("contoso.onmicrosoft.com"))
     saved = json.loads(path.read_text())
-    assert saved["format_version"] == STATE_FORMAT_VERSION == 2
+    assert saved["format_version"] == STATE_FORMAT_VERSION == 3
     assert saved["tenant"] == "contoso.onmicrosoft.com"
 
 

@@ -1,6 +1,7 @@
 """The small Protocol every target implements, and the registry that finds them.
 
-A target reads what it holds (``read``) and applies batches of plan changes (``apply``). The
+A target reads what it holds (``read``), applies batches of plan changes (``apply``) and, when
+it can, tells cheaply whether anything changed since an earlier call (``change_marker``). The
 applier decides order and concurrency; the target decides how to carry out one batch (one
 SQLite transaction, SCIM PATCH/Bulk). Membership changes name Entra ids (``Change.group``,
 ``Change.user``): the target resolves them to its own ids, including objects created earlier
@@ -69,7 +70,27 @@ class Target(Protocol):
         of the whole target (unreachable, auth); per-change failures are Outcomes."""
         ...
 
+    def change_marker(self) -> str | None:
+        """An opaque token that stays equal between two calls exactly when nothing the target
+        holds changed in between — whoever changed it (syncctl, or an application writing to the
+        directory directly). None: this target cannot tell (SCIM: no change feed), so the caller
+        must read it.
+
+        Take the marker before ``read``: a change landing between the two is then seen as a
+        change next time, instead of being covered by a marker the read never saw."""
+        ...
+
     def close(self) -> None: ...
+
+
+def change_marker(target: Target) -> str | None:
+    """``target.change_marker()``, or None for a plugin written before targets had one (and
+    for anything but a string, which cannot be a marker): the caller then reads the target."""
+    method = getattr(target, "change_marker", None)
+    if not callable(method):
+        return None
+    marker = method()
+    return marker if isinstance(marker, str) else None
 
 
 TargetFactory = Callable[[Policy], Target]

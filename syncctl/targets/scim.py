@@ -125,5 +125,10 @@ class ScimDirectory:
             self._ctx, kind, change, change.target_id, version=change.version, extra=extra
         )
 
+    def change_marker(self) -> str | None:
+        # SCIM has no change feed, and a list filtered on meta.lastModified would neither
+        # see deletes nor be offered by most servers: the caller reads the directory.
+        return None
+
     def close(self) -> None:
         self._http.close()

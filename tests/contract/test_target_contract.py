@@ -2,7 +2,8 @@
 
 Each test states a promise the engine relies on: reads give back what was written (flat SCIM
 paths), writes are idempotent so a crashed apply can simply be run again, versions protect
-against overwriting concurrent edits, and objects owned by someone else are never touched.
+against overwriting concurrent edits, objects owned by someone else are never touched, and a
+change marker (when the target has one) proves that nothing changed.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 from syncctl.model import ObjectKind, TargetObject, TargetSnapshot
 from syncctl.plan.model import Action, AttributeChange, Change, ChangeKind, Reason
-from syncctl.targets.base import Outcome, OutcomeStatus, Target
+from syncctl.targets.base import Outcome, OutcomeStatus, Target, change_marker
 
 OWNER = "contract"
 ALICE = "11111111-0000-0000-0000-000000000001"
@@ -252,3 +253,42 @@ def test_objects_of_another_owner_are_never_touched(target: Target) -> None:
     (after,) = target.read(OWNER, (ALICE,)).users
     assert after.attributes.get("displayName") == "Bob Brown"
     assert after.active is True
+
+
+def test_change_marker_stays_equal_while_nothing_is_applied(target: Target) -> None:
+    target.apply([create(ChangeKind.USER, ALICE, ALICE_ATTRS)], OWNER)
+    first = change_marker(target)
+    read(target)  # reading is not a change
+    target.apply([], OWNER)
+    assert change_marker(target) == first
+    assert change_marker(target) == first
+
+
+def test_change_marker_moves_after_an_apply_that_changed_something(target: Target) -> None:
+    target.apply([create(ChangeKind.USER, ALICE, ALICE_ATTRS)], OWNER)
+    alice = user(read(target), ALICE)
+    markers = [change_marker(target)]
+    for batch in (
+        [change(alice, Action.UPDATE, {"department": "Legal"})],
+        [create(ChangeKind.GROUP, ADMINS, {"displayName": "Vault Admins"})],
+        [member(Action.ADD, ADMINS, ALICE)],
+        [member(Action.REMOVE, ADMINS, ALICE)],
+        [change(alice, Action.DELETE, version=None)],  # the update moved its version on
+    ):
+        assert statuses(target.apply(batch, OWNER)) == [OutcomeStatus.APPLIED], batch
+        markers.append(change_marker(target))
+    # None is "cannot tell" (the caller reads); a marker, once changed, never comes back.
+    told = [m for m in markers if m is not None]
+    assert len(set(told)) == len(told), markers
+
+
+def test_a_plugin_written_before_change_markers_reads_as_cannot_tell() -> None:
+    class OldPlugin:  # the Protocol as it was: no change_marker
+        def close(self) -> None: ...
+
+    class OddPlugin(OldPlugin):
+        def change_marker(self) -> object:
+            return 42  # not a token: treated as "cannot tell", never compared
+
+    assert change_marker(OldPlugin()) is None  # type: ignore[arg-type]
+    assert change_marker(OddPlugin()) is None  # type: ignore[arg-type]

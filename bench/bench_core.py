@@ -36,9 +36,11 @@ def _peak_mb() -> float:
 
 def run_phase(phase: str, policy_path: Path) -> dict[str, Any]:
     """Runs inside the child process."""
+    from syncctl.cli.main import tune_gc
     from syncctl.policy import load_policies
     from syncctl.session import open_session
 
+    tune_gc()  # as the console script does
     started = time.perf_counter()
     policies = load_policies([policy_path])
     figures: dict[str, Any] = {"phase": phase}

@@ -59,6 +59,9 @@ class _CompiledMapping:
     on_create: bool
 
 
+_NOTHING_IGNORED: frozenset[str] = frozenset()
+
+
 def _final(value: Any) -> Any:
     # A DateTime leaves an expression in Entra's string form.
     return format_entra(value) if isinstance(value, datetime) else value
@@ -121,6 +124,9 @@ class Mapper:
                 raise MappingError(
                     self.policy_name, path, source_id, exc.function, exc.message
                 ) from None
+            if value.__class__ is str and value:  # nearly every value: skip the other tests
+                values[path] = value
+                continue
             if value is DROP:
                 ignored.append(path)
                 continue
@@ -154,7 +160,8 @@ class Mapper:
             attributes=values,
             on_create=self.on_create,
             redacted=self.redacted,
-            ignored=frozenset(ignored),
+            # One shared empty set: a set per object would be 100,000 more objects to keep.
+            ignored=frozenset(ignored) if ignored else _NOTHING_IGNORED,
         )
 
     def _resolver(

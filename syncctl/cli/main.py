@@ -8,6 +8,7 @@ the only place that turns exceptions into messages and exit codes.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import os
 import signal
@@ -105,10 +106,23 @@ class _Sigterm:
                 cls.quiet = False
 
 
+# A plan of 100,000 users keeps ~1.5 million small objects alive; with the default
+# thresholds every full collection rescans them all (about a quarter of a large plan's CPU).
+# Fewer, larger young generations keep reference cycles collected without that rescan.
+GC_THRESHOLDS = (50_000, 20, 10)
+
+
+def tune_gc() -> None:
+    """Process-wide: set by the console script only (a library host keeps its own)."""
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def main(argv: list[str] | None = None) -> Any:
     """The console script (``argv`` None: the process exits when this returns) and the
     in-process entry point for tests (``argv`` given: signal handling is put back after)."""
     args = sys.argv[1:] if argv is None else argv
+    if argv is None:
+        tune_gc()
     previous: Any = None
     handling = threading.current_thread() is threading.main_thread()
     if handling:

@@ -17,7 +17,12 @@ def object_address(kind: ObjectKind, key: str) -> str:
 
 
 def membership_address(group_key: str, user_key: str) -> str:
-    return f"membership/{printable(group_key)}/{printable(user_key)}"
+    return membership_prefix(group_key) + printable(user_key)
+
+
+def membership_prefix(group_key: str) -> str:
+    """The start of every membership address of one group (the user's key follows)."""
+    return f"membership/{printable(group_key)}/"
 
 
 def split_membership(address: str) -> tuple[str, str]:

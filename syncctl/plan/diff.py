@@ -14,8 +14,6 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from deepdiff import DeepDiff
-
 from syncctl.model import canonical_json
 
 
@@ -29,6 +27,8 @@ def changed_paths(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[s
     """Sorted paths whose values differ between two comparable() dicts ([] when equal)."""
     if before == after:
         return []
+    from deepdiff import DeepDiff  # only for objects that differ: a no-change run never loads it
+
     diff = DeepDiff(dict(before), dict(after), ignore_order=True, report_repetition=False)
     return sorted(str(key) for key in diff.affected_root_keys)
 

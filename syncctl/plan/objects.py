@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import attrgetter, itemgetter
 from typing import Any, Protocol
 
 from syncctl.errors import MappingError
@@ -19,7 +20,7 @@ from syncctl.model import ObjectKind, RemovalReason, TargetObject
 from syncctl.plan.addresses import object_address
 from syncctl.plan.diff import changed_paths, comparable, synced_digest
 from syncctl.plan.model import Action, AttributeChange, Change, ChangeKind, ObjectError, Reason
-from syncctl.plan.unicode import lone_surrogate, norm_key, printable
+from syncctl.plan.unicode import lone_surrogate, norm_key, printable, surrogate_in
 from syncctl.policy.model import (
     ApplyMode,
     DeletionAction,
@@ -105,7 +106,7 @@ class ObjectPlanner:
         self.always_paths = frozenset(
             m.target for m in self.mappings.attributes if m.apply is ApplyMode.ALWAYS
         ) | {self.key_path}
-        ordered = sorted(self.objects, key=lambda o: o.target_id)
+        ordered = sorted(self.objects, key=attrgetter("target_id"))
         self.managed: dict[str, TargetObject] = {}
         for obj in ordered:
             if obj.managed_by == owner and obj.external_id and obj.external_id not in self.managed:
@@ -120,7 +121,7 @@ class ObjectPlanner:
     # -- desired objects -------------------------------------------------------------------
 
     def map_desired(self, sources: Iterable[tuple[str, Any]], mapper: ObjectMapper) -> None:
-        for source_id, obj in sorted(sources, key=lambda item: item[0]):
+        for source_id, obj in sorted(sources, key=itemgetter(0)):
             try:
                 mapped = mapper.map(source_id, obj.attributes)
             except MappingError as exc:
@@ -137,7 +138,8 @@ class ObjectPlanner:
     def _invalid_text(self, mapped: MappedObjectLike) -> str | None:
         """A value no plan file, terminal or target can hold (a lone UTF-16 surrogate from
         Graph or a snapshot) makes this one object an error instead of failing the plan."""
-        found = lone_surrogate({self.key_path: mapped.key}) or lone_surrogate(mapped.attributes)
+        in_key = surrogate_in(mapped.key)
+        found = (self.key_path, in_key) if in_key else lone_surrogate(mapped.attributes)
         if found is None:
             return None
         path, surrogate = found
@@ -153,12 +155,15 @@ class ObjectPlanner:
         )
 
     def _reject_duplicate_keys(self) -> None:
-        by_key: dict[str, list[str]] = defaultdict(list)
+        # Keys are nearly all distinct: a list is made only for a key mapped twice.
+        first: dict[str, str] = {}
+        shared: dict[str, list[str]] = {}
         for source_id, mapped in self.desired.items():
-            by_key[norm_key(mapped.key)].append(source_id)
-        for ids in by_key.values():
-            if len(ids) < 2:
-                continue
+            key = norm_key(mapped.key)
+            earlier = first.setdefault(key, source_id)
+            if earlier != source_id:
+                shared.setdefault(key, [earlier]).append(source_id)
+        for ids in shared.values():
             holder = [
                 i
                 for i in ids
@@ -187,7 +192,8 @@ class ObjectPlanner:
             existing = self.managed.get(source_id)
             if existing is None and source_id in skip_unless_managed:
                 continue
-            others = [o for o in self.by_key.get(norm_key(mapped.key), []) if o is not existing]
+            holders = self.by_key.get(norm_key(mapped.key))
+            others = [o for o in holders if o is not existing] if holders else []
             if existing is not None:
                 if others:
                     self._error(source_id, mapped.key, self._conflict(mapped, others[0]))
@@ -256,9 +262,11 @@ class ObjectPlanner:
         values.setdefault(self.key_path, mapped.key)
         redacted = mapped.redacted
         attributes = tuple(
-            AttributeChange(path, None, value, path in redacted)
-            for path in self._ordered(tuple(values))
-            if (value := values[path]) is not None
+            [
+                AttributeChange(path, None, value, path in redacted)
+                for path in self._ordered(tuple(values))
+                if (value := values[path]) is not None
+            ]
         )
         self.present.add(mapped.source_id)
         paths = self._compared_paths(mapped.on_create, mapped.ignored)

@@ -40,16 +40,16 @@ def check_safety(
     changes: tuple[Change, ...], deletion: Deletion, managed: ManagedCounts
 ) -> Refusal | None:
     """The first failing check in order all_managed, max_deletes, max_disables, or None."""
+    # One pass over the (up to 400,000) changes picks the few that every check counts.
+    removals = [c for c in changes if c.action is Action.DELETE or c.action is Action.DISABLE]
     deletes = sum(
-        1 for c in changes if c.action is Action.DELETE and c.kind is not ChangeKind.MEMBERSHIP
+        1 for c in removals if c.action is Action.DELETE and c.kind is not ChangeKind.MEMBERSHIP
     )
-    disables = sum(1 for c in changes if c.action is Action.DISABLE)
+    disables = sum(1 for c in removals if c.action is Action.DISABLE)
     removed_active = {
         c.source_id
-        for c in changes
-        if c.kind is ChangeKind.USER
-        and c.action in (Action.DISABLE, Action.DELETE)
-        and c.source_id in managed.active_user_ids
+        for c in removals
+        if c.kind is ChangeKind.USER and c.source_id in managed.active_user_ids
     }
     active = len(managed.active_user_ids)
     if active >= ALL_MANAGED_MINIMUM and len(removed_active) == active:

@@ -52,26 +52,27 @@ def lone_surrogate(attributes: Mapping[str, Any]) -> tuple[str, str] | None:
     else:
         return None
     for path in sorted(attributes):
-        found = _find(attributes[path])
+        found = surrogate_in(attributes[path])
         if found is not None:
             return path, found
     return None
 
 
-def _find(value: Any) -> str | None:
+def surrogate_in(value: Any) -> str | None:
+    """The first lone surrogate in ``value`` (looking into lists and objects), escaped."""
     if isinstance(value, str):
         match = None if value.isascii() else _SURROGATE.search(value)
         return None if match is None else f"\\u{ord(match.group()):04x}"
     if isinstance(value, Mapping):
         for key, item in value.items():
-            found = _find(key) if isinstance(key, str) else None
+            found = surrogate_in(key) if isinstance(key, str) else None
             if found is None:
-                found = _find(item)
+                found = surrogate_in(item)
             if found is not None:
                 return found
     elif isinstance(value, list | tuple):
         for item in value:
-            found = _find(item)
+            found = surrogate_in(item)
             if found is not None:
                 return found
     return None

@@ -21,16 +21,23 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
-from urllib.parse import quote, urlsplit
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
 from syncctl import deadline
 from syncctl.errors import GraphError
+from syncctl.source.graph_batch import (
+    ADVANCED,
+    BATCH_SIZE,
+    RETRYABLE_STATUS,
+    Answer,
+    batch_body,
+    read_batch,
+)
 from syncctl.source.graph_errors import (
     cannot_wait,
     error_reason,
@@ -38,71 +45,28 @@ from syncctl.source.graph_errors import (
     graph_error,
     reworded,
 )
+from syncctl.source.graph_request import Request, RetryPolicy, TokenSource
 from syncctl.source.http import request_timeout
 from syncctl.source.pacing import THROTTLE_WARNING_HEADER, Pacer, throttle_usage
-from syncctl.source.pages import announced_count, json_kind, json_or_none, page_values
+from syncctl.source.pages import announced_count, check_complete, json_or_none, page_values
 from syncctl.source.progress import Progress
 from syncctl.transport import parse_retry_after
 
 T = TypeVar("T")
 R = TypeVar("R")
 
+__all__ = [
+    "BATCH_SIZE",
+    "PAGE_SIZE",
+    "Answer",
+    "GraphClient",
+    "Request",
+    "RetryPolicy",
+    "TokenSource",
+]
+
 PAGE_SIZE = 999  # the maximum $top for users, groups and members
-BATCH_SIZE = 20  # Graph's JSON batching limit
-RETRYABLE_STATUS = frozenset({429, 503, 504})
-ADVANCED = {"ConsistencyLevel": "eventual"}
-QUERY_SAFE = "$,'()*:/"
-
-
-class TokenSource(Protocol):
-    def token(self) -> str: ...
-
-    def refresh(self) -> str: ...
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    max_attempts: int = 8
-    base_delay: float = 0.5  # first backoff when there is no Retry-After
-    max_delay: float = 30.0  # cap of the exponential backoff
-    max_retry_after: float = 300.0  # a longer Retry-After fails the read instead of hanging
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    """One Graph request, addressed relative to the v1.0 root (GETs read collections)."""
-
-    path: str  # e.g. /groups/{id}/members/microsoft.graph.user
-    params: Mapping[str, str] = field(default_factory=dict)
-    advanced: bool = False  # send ConsistencyLevel: eventual (on every page)
-    method: str = "GET"
-
-    def relative_url(self) -> str:
-        if not self.params:
-            return self.path
-        # Spaces as %20 and $ , ' kept literal, as Graph's own examples spell queries.
-        query = "&".join(
-            f"{key}={quote(value, safe=QUERY_SAFE)}" for key, value in self.params.items()
-        )
-        return f"{self.path}?{query}"
-
-    def label(self) -> str:
-        return f"{self.method} {self.path}"
-
-    @property
-    def counted(self) -> bool:
-        """Asks for ``@odata.count`` (on the first page), which the read is checked against."""
-        return self.params.get("$count", "").lower() == "true"
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """What Graph said to one single-object GET of ``get_each``: ``body`` on 200, ``error``
-    (status, Graph error code, request-id) otherwise."""
-
-    status: int
-    body: dict[str, Any] | None
-    error: GraphError | None
+DEFAULT_RETRY = RetryPolicy()
 
 
 class _Retry(Exception):
@@ -122,7 +86,7 @@ class GraphClient:
         base_url: str,
         tokens: TokenSource,
         *,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT_RETRY,
         concurrency: int = 4,
         progress: Progress | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -160,21 +124,41 @@ class GraphClient:
     def get_all(self, request: Request) -> list[dict[str, Any]]:
         """Every item of a collection, following nextLink to the end."""
         page = self._send("GET", self._absolute(request.relative_url()), request, None)
-        return self._drain(request, page)
+        items: list[dict[str, Any]] = []
+        self._drain(request, page, items.extend)
+        return items
 
     def get_many(self, requests: Sequence[Request]) -> list[list[dict[str, Any]]]:
         """Several collections: first pages 20 to a ``$batch`` (one round trip instead of 20),
         remaining pages followed concurrently with a bound. Results in request order."""
+        collections: list[list[dict[str, Any]]] = [[] for _ in requests]
+        self.each_page(requests, lambda index, items: collections[index].extend(items))
+        return collections
+
+    def each_page(
+        self, requests: Sequence[Request], take: Callable[[int, list[dict[str, Any]]], None]
+    ) -> None:
+        """``get_many`` without keeping the pages: ``take(index, items)`` gets each checked
+        page of ``requests[index]``, in page order (calls never overlap; pages of different
+        collections interleave), so a caller can keep what it needs of a page and let the
+        rest go. Only ids are kept here, for the ``@odata.count`` check after the last page:
+        when this raises, pages were already handed over, and what was built from them must
+        be dropped."""
         first_pages: list[Any] = [None] * len(requests)
         for start in range(0, len(requests), BATCH_SIZE):
             chunk = list(range(start, min(start + BATCH_SIZE, len(requests))))
             for index, answer in zip(chunk, self._batch([requests[i] for i in chunk]), strict=True):
                 first_pages[index] = answer.body
+        handing = threading.Lock()
 
-        def finish(index: int) -> list[dict[str, Any]]:
-            return self._drain(requests[index], first_pages[index])
+        def finish(index: int) -> None:
+            def hand(items: list[dict[str, Any]]) -> None:
+                with handing:
+                    take(index, items)
 
-        return self.map_bounded(finish, range(len(requests)))
+            self._drain(requests[index], first_pages[index], hand)
+
+        self.map_bounded(finish, range(len(requests)))
 
     def get_each(
         self, requests: Sequence[Request], accept: frozenset[int] = frozenset({200, 404})
@@ -199,37 +183,63 @@ class GraphClient:
         with ThreadPoolExecutor(max_workers=self._concurrency) as pool:
             return list(pool.map(function, work))
 
-    # -- internals ---------------------------------------------------------------------------
-
-    def _drain(self, request: Request, page: Any) -> list[dict[str, Any]]:
+    def read_round(self, url: str, label: str) -> tuple[list[dict[str, Any]], str]:
+        """One delta round from ``url`` (a stored deltaLink, or a first delta request):
+        every page's items in order, and the deltaLink that continues after them. Links
+        outside the Graph root are refused before anything is sent (the token never leaves)."""
+        request = Request(label)
         items: list[dict[str, Any]] = []
-        expected = announced_count(request.label(), page, counted=request.counted)
-        for current in self._pages(request, page):
-            items.extend(current)
-        if expected is not None:
-            distinct = len({item["id"] for item in items})
-            # More than counted is an object added while paging: a real answer. Fewer is a
-            # page that lost items, which must never pass for the whole collection.
-            if distinct < expected:
-                raise GraphError(
-                    f"incomplete answer: {distinct} distinct objects read, but the first page "
-                    f"counted {expected} (@odata.count); not using a partial collection",
-                    request=request.label(),
-                )
-        return items
-
-    def _pages(self, request: Request, page: Any) -> Iterator[list[dict[str, Any]]]:
         while True:
+            if not self._same_origin(url):
+                raise GraphError("delta link points outside Graph", request=request.label())
+            page = self._send("GET", url, request, None)
             values = page_values(request.label(), page)
             self._count_page(request, len(values))
-            yield values
+            items.extend(values)
+            next_link, delta_link = page.get("@odata.nextLink"), page.get("@odata.deltaLink")
+            if isinstance(next_link, str):
+                url = next_link
+            elif isinstance(delta_link, str):
+                if not self._same_origin(delta_link):
+                    raise GraphError(
+                        "@odata.deltaLink points outside Graph", request=request.label()
+                    )
+                return items, delta_link
+            else:
+                raise GraphError(
+                    "delta page has neither @odata.nextLink nor @odata.deltaLink",
+                    request=request.label(),
+                )
+
+    def delta_url(self, relative: str) -> str:
+        """The absolute URL of a first delta request (``/users/delta?...``)."""
+        return self._absolute(relative)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _drain(
+        self, request: Request, page: Any, hand: Callable[[list[dict[str, Any]]], None]
+    ) -> None:
+        """Check each page and hand it over before asking for the next. (Asking for the next
+        page first, from a thread, was measured: with a caller that does real work on each
+        page the two threads fight over the GIL and the read got slower, not faster.)"""
+        label = request.label()
+        expected = announced_count(label, page, counted=request.counted)
+        seen: set[str] = set()
+        while True:
+            values = page_values(label, page)
+            self._count_page(request, len(values))
+            if expected is not None:
+                seen.update(item["id"] for item in values)
+            hand(values)
             next_link = page.get("@odata.nextLink")
             if next_link is None:
-                return
+                break
             if not isinstance(next_link, str) or not self._same_origin(next_link):
                 # Never send the token to a host other than the Graph root we were given.
-                raise GraphError("@odata.nextLink points outside Graph", request=request.label())
+                raise GraphError("@odata.nextLink points outside Graph", request=label)
             page = self._send("GET", next_link, request, None)
+        check_complete(label, len(seen), expected)
 
     def _batch(
         self, requests: Sequence[Request], accept: frozenset[int] = frozenset({200})
@@ -246,79 +256,26 @@ class GraphClient:
             # Every item gets its own client-request-id, echoed in its error, so a failed item
             # is named to Microsoft support by the id of that item, not of the whole batch.
             client_ids = {item_id: str(uuid.uuid4()) for item_id in pending}
-            payload = {
-                "requests": [
-                    {
-                        "id": item_id,
-                        "method": "GET",
-                        "url": request.relative_url(),
-                        "headers": {
-                            "client-request-id": client_ids[item_id],
-                            **(ADVANCED if request.advanced else {}),
-                        },
-                    }
-                    for item_id, request in sorted(pending.items(), key=lambda kv: int(kv[0]))
-                ]
-            }
             batch_request = Request("/$batch", method="POST")
-            answer = self._send("POST", f"{self._base}/$batch", batch_request, payload)
-            responses = answer.get("responses") if isinstance(answer, dict) else None
-            if not isinstance(responses, list):
-                raise GraphError("response has no `responses` array", request="POST /$batch")
-            asked: list[float] = []  # Retry-After of the throttled items
-            usage: list[float | None] = []  # the items' throttle warnings (they carry their own)
-            last_error: GraphError | None = None
-            for response in responses:
-                item_id = str(response.get("id")) if isinstance(response, dict) else ""
-                if item_id not in pending:
-                    continue
-                request = pending[item_id]
-                status = response.get("status")
-                raw_headers = response.get("headers")
-                headers = (
-                    {str(k).lower(): str(v) for k, v in raw_headers.items()}
-                    if isinstance(raw_headers, dict)
-                    else {}
-                )
-                body = response.get("body")
-                error = graph_error(request.label(), status, body, headers, client_ids[item_id])
-                if status not in RETRYABLE_STATUS:
-                    usage.append(throttle_usage(headers.get(THROTTLE_WARNING_HEADER)))
-                if status in accept and status != 200:
-                    results[item_id] = Answer(status, None, error)
-                    del pending[item_id]
-                    continue
-                if status == 200 and 200 in accept:
-                    if not isinstance(body, dict):
-                        raise GraphError(
-                            f"answered 200 with a body that is {json_kind(body)}, "
-                            "not a JSON object",
-                            request=request.label(),
-                        )
-                    results[item_id] = Answer(200, body, None)
-                    del pending[item_id]
-                    continue
-                if status in RETRYABLE_STATUS:
-                    last_error = error
-                    wait = self._retry_after(headers.get("retry-after"), error)
-                    if wait is not None:
-                        asked.append(wait)
-                    continue
-                raise error
-            if usage:
-                self.pacer.observe(max((u for u in usage if u is not None), default=None))
-            answered = {str(r.get("id")) for r in responses if isinstance(r, dict)}
-            unanswered = sorted(i for i in pending if i not in answered)
-            if unanswered:
-                raise GraphError(
-                    f"batch answered without item(s) {', '.join(unanswered)}",
-                    request="POST /$batch",
-                )
+            body = batch_body(pending, client_ids)
+            answer = self._send("POST", f"{self._base}/$batch", batch_request, body)
+            answered = read_batch(answer, pending, client_ids, accept, self._retry_after)
+            if answered.usage:
+                self.pacer.observe(max((u for u in answered.usage if u is not None), default=None))
+            for item_id, item in answered.done.items():
+                results[item_id] = item
+                del pending[item_id]
+            if answered.done:
+                # Progress: a batch that gets through a few items per throttling window is
+                # not failing (the retry budget and the deadline still bound the wait).
+                attempt = 0
             if pending:
-                assert last_error is not None
+                last_error = answered.last_error
+                assert last_error is not None  # every item still pending was retryable
                 if attempt >= self._retry.max_attempts:
                     raise gave_up(last_error, attempt)
-                waited += self._pause(max(asked) if asked else None, attempt, waited, last_error)
+                asked = max(answered.asked) if answered.asked else None
+                waited += self._pause(asked, attempt, waited, last_error)
         return [results[str(i)] for i in range(len(requests))]
 
     def _send(self, method: str, url: str, request: Request, body: Any) -> Any:

@@ -44,6 +44,18 @@ def announced_count(label: str, page: Any, *, counted: bool) -> int | None:
     return count
 
 
+def check_complete(label: str, distinct: int, expected: int | None) -> None:
+    """A counted collection holds at least the ``@odata.count`` of its first page. More is an
+    object added while paging: a real answer. Fewer is a page that lost items, which must
+    never pass for the whole collection."""
+    if expected is not None and distinct < expected:
+        raise GraphError(
+            f"incomplete answer: {distinct} distinct objects read, but the first page "
+            f"counted {expected} (@odata.count); not using a partial collection",
+            request=label,
+        )
+
+
 def json_kind(value: Any) -> str:
     if value is None:
         return "null"

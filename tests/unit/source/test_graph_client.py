@@ -294,6 +294,24 @@ def test_throttled_batch_items_are_resent_after_retry_after() -> None:
     assert harness.sleeps == [0.5]
 
 
+def test_a_throttled_batch_that_makes_progress_is_not_given_up() -> None:
+    # Each attempt lets one more item through (g{k} is throttled until attempt k): six
+    # attempts for six items, more than max_attempts, yet every attempt made progress.
+    handler, batches = _batch_handler(lambda url, n: 200 if n >= int(url[9]) else 429)
+    harness = Harness(handler, max_attempts=3)
+    results = harness.client.get_many([Request(f"/groups/g{i}/members") for i in range(1, 7)])
+    assert [r[0]["id"] for r in results] == [f"g{i}-m0" for i in range(1, 7)]
+    assert [len(b["requests"]) for b in batches] == [6, 5, 4, 3, 2, 1]
+
+
+def test_a_throttled_batch_without_progress_gives_up_after_max_attempts() -> None:
+    handler, batches = _batch_handler(lambda url, n: 429)
+    harness = Harness(handler, max_attempts=3)
+    with pytest.raises(GraphError, match="gave up after 3 attempts"):
+        harness.client.get_many([Request(f"/groups/g{i}/members") for i in range(1, 4)])
+    assert len(batches) == 3
+
+
 def test_failed_batch_item_names_its_request() -> None:
     handler, _ = _batch_handler(lambda url, n: 403 if "g2/" in url else 200)
     harness = Harness(handler)

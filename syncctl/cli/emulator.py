@@ -73,6 +73,11 @@ def emulator() -> None:
     help="Resource units per 10 s before 429 (Microsoft: 3500, 5000 or 8000 by tenant size).",
 )
 @click.option(
+    "--control",
+    is_flag=True,
+    help="Also serve /_emulator/ (request log, tenant changes) for a harness; prints a key.",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
@@ -88,6 +93,7 @@ def serve(
     ca_file: Path | None,
     latency: float,
     resource_units: int | None,
+    control: bool,
     as_json: bool,
 ) -> None:
     """Serve a tenant until interrupted (Ctrl+C or SIGTERM)."""
@@ -105,6 +111,7 @@ def serve(
     server.latency = latency
     server.throttle(resource_units)
     restricted = server.add_application(RESTRICTED_ROLES)
+    control_key = server.enable_control() if control else None
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -113,9 +120,10 @@ def serve(
     previous = signal.signal(signal.SIGTERM, on_signal)
     server.start()
     try:
-        click.echo(
-            _json_line(server, restricted) if as_json else _describe(server, tenant, restricted)
-        )
+        if as_json:
+            click.echo(_json_line(server, restricted, control_key))
+        else:
+            click.echo(_describe(server, tenant, restricted, control_key))
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:
@@ -127,10 +135,12 @@ def serve(
             click.echo("emulator stopped", err=True)
 
 
-def _json_line(server: Emulator, restricted: tuple[str, str]) -> str:
+def _json_line(server: Emulator, restricted: tuple[str, str], control_key: str | None) -> str:
     client_id, client_secret = restricted
+    control = {"control": {"url": f"{server.authority}/_emulator", "key": control_key}}
     return json.dumps(
         {
+            **(control if control_key else {}),
             "authority": server.authority,
             "graph": server.graph,
             "ca_bundle": str(server.ca_bundle),
@@ -147,8 +157,17 @@ def _json_line(server: Emulator, restricted: tuple[str, str]) -> str:
     )
 
 
-def _describe(server: Emulator, tenant: EmulatorTenant, restricted: tuple[str, str]) -> str:
+def _describe(
+    server: Emulator, tenant: EmulatorTenant, restricted: tuple[str, str], control_key: str | None
+) -> str:
     ca = server.ca_bundle
+    control = (
+        "Control endpoint (request log, tenant changes; see docs/emulator.md):\n"
+        f"  curl -s --cacert {ca} -H 'Authorization: Bearer {control_key}' \\\n"
+        f"    {server.authority}/_emulator/requests\n\n"
+        if control_key
+        else ""
+    )
     token_url = f"{server.authority}/{server.tenant_id}/oauth2/v2.0/token"
     return f"""\
 syncctl emulator: tenant {server.tenant_id} ({len(tenant.users)} users, {len(tenant.groups)} groups)
@@ -183,4 +202,4 @@ Try it:
   curl -s --cacert {ca} -H "Authorization: Bearer $TOKEN" \\
     '{server.graph}/v1.0/users?$select=id,displayName&$top=5'
 
-Serving until Ctrl+C."""
+{control}Serving until Ctrl+C."""

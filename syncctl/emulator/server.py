@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import secrets
 import shutil
 import socket
 import ssl
@@ -24,6 +25,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import trustme
 
+from syncctl.emulator.control import PREFIX as CONTROL_PREFIX
+from syncctl.emulator.control import Control
 from syncctl.emulator.faults import Fault, Faults
 from syncctl.emulator.graph import GraphService
 from syncctl.emulator.identity import Identity
@@ -73,6 +76,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _TLSServer
     timeout = 120
+    # Small answers otherwise wait ~40 ms for the client's delayed ACK (Nagle's algorithm):
+    # Graph does not do that, and every test and benchmark would pay it per request.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: tests read ``emu.requests`` instead of a log."""
@@ -101,6 +107,11 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         parts = urlsplit(self.path)
+        if emulator.control is not None and parts.path.startswith(CONTROL_PREFIX):
+            headers = dict(self.headers.items())
+            response = emulator.control.handle(self.command, parts.path, headers, body)
+            self._send(response, truncate=False)
+            return
         emulator.record(self.command, parts.path, parts.query)
         fault = emulator.faults.take(self.command, self.path)
         pause = emulator.faults.latency + (fault.delay if fault else 0.0)
@@ -199,6 +210,7 @@ class Emulator:
         self.requests: list[RequestRecord] = []
         self._requests_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self.control: Control | None = None
 
     # ---- credentials ------------------------------------------------------------------------
     @property
@@ -280,6 +292,17 @@ class Emulator:
     def reset_requests(self) -> None:
         with self._requests_lock:
             self.requests.clear()
+
+    def recorded(self) -> list[RequestRecord]:
+        with self._requests_lock:
+            return list(self.requests)
+
+    def enable_control(self) -> str:
+        """Serve ``/_emulator/`` (syncctl.emulator.control) for a harness in another process;
+        returns the key its requests must carry (a new one each call)."""
+        key = secrets.token_urlsafe(24)
+        self.control = Control(key, self.tenant, self.recorded, self.reset_requests)
+        return key
 
     # ---- serving ----------------------------------------------------------------------------
     def respond(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Response:

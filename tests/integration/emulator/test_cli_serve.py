@@ -355,3 +355,87 @@ def test_throttle_option(tmp_path: Path) -> None:
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
+
+
+def test_control_endpoint_counts_requests_and_takes_tenant_changes(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [SYNCCTL, "emulator", "serve", "--users", "5", "--groups", "10", "--json", "--control"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        info = json.loads(_read_line(process))
+        control = info["control"]
+        assert control["url"] == f"{info['authority']}/_emulator"
+        with httpx.Client(verify=ssl.create_default_context(cafile=info["ca_bundle"])) as http:
+            key = {"Authorization": f"Bearer {control['key']}"}
+            graph = {"Authorization": f"Bearer {_token(http, info)}"}
+            users = http.get(f"{info['graph']}/v1.0/users?$select=id,accountEnabled", headers=graph)
+            user_id = users.json()["value"][0]["id"]
+            http.post(f"{info['graph']}/v1.0/$batch", headers=graph, json={"requests": []})
+            log = http.get(f"{control['url']}/requests", headers=key).json()
+            # the token POST is logged but is not a Graph request; control calls are not logged
+            assert log["graph"] == {"GET": 1, "POST": 1}
+            assert [r["path"] for r in log["requests"]][-2:] == ["/v1.0/users", "/v1.0/$batch"]
+            assert log["requests"][-2]["query"] == "$select=id,accountEnabled"
+            assert http.delete(f"{control['url']}/requests", headers=key).status_code == 204
+            assert http.get(f"{control['url']}/requests", headers=key).json()["graph"] == {}
+
+            changes = [
+                {"op": "disable_user", "args": [user_id]},
+                {"op": "update_user", "args": [user_id], "properties": {"jobTitle": "Mayor"}},
+                {
+                    "op": "create_user",
+                    "properties": {"userPrincipalName": "new@x.example", "displayName": "New"},
+                },
+            ]
+            applied = http.post(f"{control['url']}/changes", headers=key, json={"changes": changes})
+            assert applied.status_code == 200
+            assert applied.json()["applied"] == 3
+            new_id = applied.json()["results"][2]
+            changed = http.get(
+                f"{info['graph']}/v1.0/users/{user_id}?$select=accountEnabled,jobTitle",
+                headers=graph,
+            ).json()
+            assert (changed["accountEnabled"], changed["jobTitle"]) == (False, "Mayor")
+            created = http.get(f"{info['graph']}/v1.0/users/{new_id}", headers=graph)
+            assert created.json()["userPrincipalName"] == "new@x.example"
+
+            bad = http.post(
+                f"{control['url']}/changes",
+                headers=key,
+                json={"changes": [{"op": "disable_user", "args": [user_id]}, {"op": "save"}]},
+            )
+            assert bad.status_code == 400
+            message = bad.json()["error"]["message"]
+            assert message.startswith("change 1: unknown op 'save'") and "\n" not in message
+            missing = http.post(
+                f"{control['url']}/changes",
+                headers=key,
+                json={"changes": [{"op": "remove_member", "args": [user_id, user_id]}]},
+            )
+            assert missing.status_code == 400 and "change 0:" in missing.json()["error"]["message"]
+            for wrong in ({}, {"Authorization": "Bearer nope"}, graph):
+                denied = http.get(f"{control['url']}/requests", headers=wrong)
+                assert denied.status_code == 401
+            # the refused and the control calls were not logged as Graph requests either
+            log = http.get(f"{control['url']}/requests", headers=key).json()
+            assert log["graph"] == {"GET": 2}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_without_control_there_is_no_control_endpoint(
+    served: tuple[subprocess.Popen[str], dict[str, Any]],
+) -> None:
+    _, info = served
+    assert "control" not in info
+    with httpx.Client(verify=ssl.create_default_context(cafile=info["ca_bundle"])) as http:
+        answer = http.get(f"{info['authority']}/_emulator/requests")
+        assert answer.status_code == 404
+        assert answer.json()["error"]["code"] == "Request_ResourceNotFound"

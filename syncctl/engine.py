@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from syncctl.apply import DEFAULT_PARALLELISM, ApplyReport, StateJournal, apply_changes
 from syncctl.apply.applier import ProgressFn, StopFn
@@ -26,10 +27,14 @@ from syncctl.plan.model import Change, PolicyPlan
 from syncctl.policy.model import Policy
 from syncctl.redaction import mask
 from syncctl.source.progress import Progress
+
+if TYPE_CHECKING:
+    from syncctl.source.incremental import SourceSync, SyncedSlice
+from syncctl import source_state
 from syncctl.state import LastRun, State
 from syncctl.state.backend import HeldLock, StateBackend, open_backend
 from syncctl.state.store import iso
-from syncctl.targets.base import Target, open_target
+from syncctl.targets.base import Target, change_marker, open_target
 
 Clock = Callable[[], datetime]
 SourceReader = Callable[..., SourceSnapshot]
@@ -51,13 +56,16 @@ class PolicyRun:
         clock: Clock = utc_now,
         target_factory: TargetFactory = open_target,
         read_source: SourceReader | None = None,
+        refresh: bool = False,
     ) -> None:
         self.policy = policy
         self.operation = operation
         self._clock = clock
         self._target_factory = target_factory
         self._read_source = read_source
+        self._refresh = refresh  # read Graph in full, not by delta
         self._started = clock()
+        self._synced: SyncedSlice | None = None  # this run's Graph read, when cached
         self.backend: StateBackend | None = None
         self.lock: HeldLock | None = None
         self.state: State | None = None
@@ -70,6 +78,11 @@ class PolicyRun:
     @property
     def name(self) -> str:
         return self.policy.name
+
+    @property
+    def notes(self) -> list[str]:
+        """What the run wants said: why Graph was read in full, warnings."""
+        return [] if self._synced is None else list(self._synced.notes)
 
     # -- steps -----------------------------------------------------------------------------
 
@@ -97,9 +110,16 @@ class PolicyRun:
 
     def make_plan(self, *, now: datetime | None = None, progress: Progress | None = None) -> None:
         """Read the target, then the source, and plan (``self.plan``). Refuses (exit 3)
-        when the state is missing or empty but the target holds objects this policy owns."""
+        when the state is missing or empty but the target holds objects this policy owns.
+        With a Graph source the slice is read by delta and kept for the next run; when
+        nothing the plan depends on changed since the last empty plan, that plan is taken
+        again without reading the target (``syncctl.source_state``)."""
         from syncctl.plan.planner import plan_policy
 
+        now = now or self._clock()
+        if self._cached_source():
+            self._plan_from_cache(now, progress)
+            return
         state = self._state()
         snapshot, source, claims = self._read(progress)
         if claims and state.is_empty:
@@ -112,8 +132,74 @@ class PolicyRun:
             snapshot,
             disabled_at=state.disabled_at,
             synced=state.synced,
-            now=now or self._clock(),
+            now=now,
         )
+
+    def _plan_from_cache(self, now: datetime, progress: Progress | None) -> None:
+        from syncctl.plan.planner import plan_policy
+        from syncctl.source.incremental import source_sync
+
+        state = self._state()
+        with source_sync(self.policy, progress) as sync:
+            synced = self._sync(sync, now)
+            marker = change_marker(self._target())
+            inputs = None
+            if marker is not None:
+                kept = self._keep(synced, now, save=False)  # the run's end saves it
+                inputs = source_state.quiet_inputs(self.policy, kept, marker)
+                quiet = source_state.quiet_plan(self._backend(), kept, inputs, now)
+                if quiet is not None:
+                    self.plan = quiet
+                    return
+            snapshot = self._target().read(self.name, sorted(state.managed))
+            on_target = _managed_on_target(snapshot, self.name)
+            found = self._lost_candidates(snapshot, state)
+            managed_ids = state.managed | on_target
+            source = sync.evaluate(synced, sorted(managed_ids | found.keys()))
+            claims = self._claims(found, source)
+            if claims and state.is_empty:
+                raise LostStateError(
+                    lost_state_message(str(self.policy.path), self._backend().location, claims)
+                )
+            source = _only_managed(source, managed_ids)
+            kept = self._keep(synced, now)
+            if marker is not None and on_target <= state.managed:
+                inputs = source_state.quiet_inputs(self.policy, kept, marker)
+            else:
+                inputs = None  # read for ids the state lacks: not the state's plan to reuse
+        self.plan = plan_policy(
+            self.policy,
+            source,
+            snapshot,
+            disabled_at=state.disabled_at,
+            synced=state.synced,
+            now=now,
+        )
+        self.state = source_state.store_quiet(
+            self._backend(), self.policy, self._state(), self.plan, inputs
+        )
+        self._save(self.state)
+
+    def _sync(self, sync: SourceSync, now: datetime) -> SyncedSlice:
+        """This run's slice: by delta from the stored one, or in full."""
+        state = self._state()
+        stored = source_state.stored_slice(self._backend(), state)
+        reason = source_state.full_read_reason(self.policy, state, now, refresh=self._refresh)
+        self._synced = sync.read(
+            stored, dict(state.delta_links), full_reason=reason, managed=sorted(state.managed)
+        )
+        return self._synced
+
+    def _keep(self, synced: SyncedSlice, now: datetime, *, save: bool = True) -> State:
+        """Keep the slice and its links in the state, saved at once unless ``save`` is
+        False (they mirror Entra, so whatever the plan or the apply does next, they are
+        right). The slice's blob is written when it changed, before the state names it."""
+        self.state = source_state.store_slice(self._backend(), self._state(), synced, now)
+        synced.changed = False  # its blob is written: keeping it again writes nothing
+        if save:
+            self._save(self.state)
+            self._backend().prune_blobs(self.state.blob_names())
+        return self.state
 
     def recover(self, *, progress: Progress | None = None) -> list[Claim]:
         """``syncctl state recover``: claim the target objects this policy owns that its
@@ -134,25 +220,42 @@ class PolicyRun:
         target = self._target()
         snapshot = target.read(self.name, sorted(state.managed))
         managed_ids = state.managed | _managed_on_target(snapshot, self.name)
-        found: dict[str, TargetObject] = {}
-        marks = target.capabilities().marks_ownership
-        if state.is_empty or look_for_lost:
-            others = {
-                entra_id
-                for other in self._backend().list_states()
-                if other.policy != self.name
-                for entra_id in other.managed
-            }
-            found = candidates(snapshot, self.name, marks_ownership=marks, claimed_elsewhere=others)
-        reader = self._source_reader()
-        source = reader(self.policy, sorted(managed_ids | found.keys()), progress=progress)
-        claims = proven_claims(found, source, marks_ownership=marks) if found else []
-        if found.keys() - managed_ids:
-            # Looked up only to tell whose they are: the planner sees the managed ids alone.
-            source = replace(
-                source, removed={k: v for k, v in source.removed.items() if k in managed_ids}
-            )
-        return snapshot, source, claims
+        found = self._lost_candidates(snapshot, state, look_for_lost=look_for_lost)
+        if self._cached_source():
+            from syncctl.source.incremental import source_sync
+
+            with source_sync(self.policy, progress) as sync:
+                synced = self._sync(sync, self._clock())
+                source = sync.evaluate(synced, sorted(managed_ids | found.keys()))
+                self._keep(synced, self._clock())
+        else:
+            reader = self._source_reader()
+            source = reader(self.policy, sorted(managed_ids | found.keys()), progress=progress)
+        return snapshot, _only_managed(source, managed_ids), self._claims(found, source)
+
+    def _lost_candidates(
+        self, snapshot: TargetSnapshot, state: State, *, look_for_lost: bool = False
+    ) -> dict[str, TargetObject]:
+        """When the state is empty (or asked): target objects this policy seems to own."""
+        if not (state.is_empty or look_for_lost):
+            return {}
+        others = {
+            entra_id
+            for other in self._backend().list_states()
+            if other.policy != self.name
+            for entra_id in other.managed
+        }
+        marks = self._target().capabilities().marks_ownership
+        return candidates(snapshot, self.name, marks_ownership=marks, claimed_elsewhere=others)
+
+    def _claims(self, found: dict[str, TargetObject], source: SourceSnapshot) -> list[Claim]:
+        marks = self._target().capabilities().marks_ownership
+        return proven_claims(found, source, marks_ownership=marks) if found else []
+
+    def _cached_source(self) -> bool:
+        """Graph is read by delta with a cached slice; not for snapshot files, nor when a
+        caller passed its own reader."""
+        return self._read_source is None and self.policy.tenant.snapshot is None
 
     def apply(
         self,
@@ -287,6 +390,13 @@ class PolicyRun:
 
             self._read_source = read_source
         return self._read_source
+
+
+def _only_managed(source: SourceSnapshot, managed_ids: frozenset[str]) -> SourceSnapshot:
+    """Ids looked up only to tell whose they are: the planner sees the managed ids alone."""
+    if source.removed.keys() <= managed_ids:
+        return source
+    return replace(source, removed={k: v for k, v in source.removed.items() if k in managed_ids})
 
 
 def _managed_on_target(snapshot: TargetSnapshot, owner: str) -> frozenset[str]:

@@ -73,6 +73,7 @@ def apply(
     lock_timeout: float,
     concurrency: int,
     timeout: float,
+    refresh: bool,
 ) -> None:
     """Make the targets match the policies.
 
@@ -94,14 +95,17 @@ def apply(
         early, policies = _saved_policies(saved, paths[0], paths[1:])
     else:
         policies = load(paths)
-    runs = [PolicyRun(p, operation="apply") for p in policies]
+    runs = [PolicyRun(p, operation="apply", refresh=refresh) for p in policies]
     progress = PolicyProgress(len(runs), concurrency)
     now = utc_now()
     selected: dict[str, tuple[Change, ...]] = {}
 
     def plan_one(run: PolicyRun) -> None:
         run.open(lock_timeout=lock_timeout, on_wait=progress.waiting(run.name, lock_timeout))
-        run.make_plan(now=now, progress=progress.reading)
+        try:
+            run.make_plan(now=now, progress=progress.reading)
+        finally:
+            progress.notes(run.name, run.notes)
         assert run.plan is not None
         progress.done(run.name, "planned")
         if saved is None:

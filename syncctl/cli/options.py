@@ -6,7 +6,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import click
@@ -36,7 +36,8 @@ class Duration(click.ParamType[float, Any]):
 
 
 def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--lock-timeout, --concurrency, --timeout and --no-color: how a plan or apply runs."""
+    """--lock-timeout, --concurrency, --timeout, --refresh and --no-color: how a plan or
+    apply runs."""
     for option in reversed(
         (
             click.option(
@@ -61,6 +62,12 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
                 default="30m",
                 show_default=True,
                 help="Overall deadline of the run: requests still waiting then fail.",
+            ),
+            click.option(
+                "--refresh",
+                is_flag=True,
+                help="Read Graph in full instead of only what changed since the last run "
+                "(delta); also happens every source.full_refresh_every.",
             ),
             no_color_option,
         )
@@ -121,6 +128,14 @@ class PolicyProgress:
                 click.echo(f"{policy}: waiting up to {timeout:g}s for the lock: {held}", err=True)
 
         return say
+
+    def notes(self, policy: str, notes: Iterable[str]) -> None:
+        """What a run wants said (why Graph was read in full, warnings): always, logs too."""
+        for note in notes:
+            with self._lock:
+                if self._single is not None:
+                    self._single.finish()
+                click.echo(f"{policy}: {note}", err=True)
 
     def done(self, policy: str, what: str) -> None:
         if self._single is not None:

@@ -54,6 +54,7 @@ def plan(
     lock_timeout: float,
     concurrency: int,
     timeout: float,
+    refresh: bool,
 ) -> None:
     """Show what apply would change (PATHS: policy files or directories; default policies/).
 
@@ -70,12 +71,15 @@ def plan(
     policies = load(paths)
     refused, policies = _check_trusted(policies, trusted)
     now = utc_now()
-    runs = [PolicyRun(p, operation="plan") for p in policies]
+    runs = [PolicyRun(p, operation="plan", refresh=refresh) for p in policies]
     progress = PolicyProgress(len(runs), concurrency)
 
     def plan_one(run: PolicyRun) -> None:
         run.open(lock_timeout=lock_timeout, on_wait=progress.waiting(run.name, lock_timeout))
-        run.make_plan(now=now, progress=progress.reading)
+        try:
+            run.make_plan(now=now, progress=progress.reading)
+        finally:
+            progress.notes(run.name, run.notes)
         result = run.finish_plan()
         progress.done(run.name, _planned_text(result))
 

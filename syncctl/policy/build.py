@@ -176,6 +176,7 @@ def _source(raw: dict[str, Any]) -> Source:
         ),
         groups=tuple(_group_selector(group) for group in raw.get("groups", [])),
         skip_empty_groups=raw.get("skip_empty_groups", True),
+        full_refresh_every=parse_duration(raw.get("full_refresh_every", "24h")),
     )
 
 

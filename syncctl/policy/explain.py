@@ -44,6 +44,7 @@ def explain(policy: Policy) -> dict[str, Any]:
             "filters": [[_clause(clause) for clause in f] for f in policy.source.filters],
             "groups": [_group(group) for group in policy.source.groups],
             "skip_empty_groups": policy.source.skip_empty_groups,
+            "full_refresh_every": _duration(policy.source.full_refresh_every),
         },
         "target": _target(policy.target),
         "mappings": {

@@ -164,6 +164,8 @@ class Source:
     filters: tuple[tuple[FilterClause, ...], ...] = ()  # OR of filters, each an AND of clauses
     groups: tuple[GroupSelector, ...] = ()
     skip_empty_groups: bool = True
+    # Delta reads in between; a full read at least this often (catches what delta missed).
+    full_refresh_every: timedelta = timedelta(hours=24)
 
 
 @dataclass(frozen=True, slots=True)

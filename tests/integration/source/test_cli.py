@@ -165,7 +165,9 @@ def test_export_of_a_truncated_read_exits_1_and_writes_no_file(
 ) -> None:
     policy_file = _write_policy(emu, tmp_path)
     out = tmp_path / "snap.json"
-    emu.faults.add(path="transitiveMembers", status=None, rewrite=drop_items(10), times=None)
+    emu.faults.add(
+        path="members/microsoft.graph.user", status=None, rewrite=drop_items(10), times=None
+    )
     result = _run("export", str(policy_file), "-o", str(out), secret=emu.client_secret)
     assert result.returncode == 1, result.stderr
     assert "incomplete answer" in result.stderr and "@odata.count" in result.stderr

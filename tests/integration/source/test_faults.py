@@ -66,7 +66,7 @@ RECOVERABLE: dict[str, Setup] = {
     "503s on member pages": lambda e: e.faults.add(path="skiptoken", status=503, times=2),
     "503 on the batch": lambda e: e.faults.add(path=r"\$batch", method="POST", times=2),
     "504 with Retry-After": lambda e: e.faults.add(
-        path="transitiveMembers", status=504, retry_after=0, times=2
+        path="members/microsoft.graph.user", status=504, retry_after=0, times=2
     ),
     "connection reset mid-paging": lambda e: e.faults.add(path="skiptoken", reset=True, times=2),
     "truncated body mid-paging": lambda e: e.faults.add(path="skiptoken", truncate=True, times=2),
@@ -100,7 +100,7 @@ def test_persistent_failure_is_a_clear_error_never_a_smaller_snapshot(emu: Emula
     assert message.startswith(
         "GET /groups/" + (emu.tenant.group_by_name("All Company") or {})["id"]
     )
-    assert "transitiveMembers/microsoft.graph.user: gave up after 8 attempts" in message
+    assert "members/microsoft.graph.user: gave up after 8 attempts" in message
     assert "status 503" in message and "\n" not in message
 
 
@@ -181,14 +181,20 @@ def test_token_expiring_mid_run_is_refreshed(
 PARTIAL: dict[str, tuple[Setup, str]] = {
     "member page lost 10 items": (
         lambda e: e.faults.add(
-            path=r"transitiveMembers.*skiptoken", status=None, rewrite=drop_items(10), times=1
+            path=r"members/microsoft.graph.user.*skiptoken",
+            status=None,
+            rewrite=drop_items(10),
+            times=1,
         ),
-        r"transitiveMembers/microsoft.graph.user: incomplete answer: \d+ distinct objects read, "
+        r"members/microsoft.graph.user: incomplete answer: \d+ distinct objects read, "
         r"but the first page counted \d+ \(@odata.count\)",
     ),
     "first member page (in the batch) lost an item": (
         lambda e: e.faults.add(
-            path=r"transitiveMembers(?!.*skiptoken)", status=None, rewrite=drop_items(1), times=1
+            path=r"members/microsoft.graph.user(?!.*skiptoken)",
+            status=None,
+            rewrite=drop_items(1),
+            times=1,
         ),
         r"incomplete answer",
     ),
@@ -198,7 +204,7 @@ PARTIAL: dict[str, tuple[Setup, str]] = {
     ),
     "page body is null": (
         lambda e: e.faults.add(path="skiptoken", status=None, rewrite=lambda b: None, times=1),
-        r"transitiveMembers/microsoft.graph.user: page is null, not a JSON object$",
+        r"members/microsoft.graph.user: page is null, not a JSON object$",
     ),
     "member without an id": (
         lambda e: e.faults.add(

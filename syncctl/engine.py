@@ -114,29 +114,15 @@ class PolicyRun:
         With a Graph source the slice is read by delta and kept for the next run; when
         nothing the plan depends on changed since the last empty plan, that plan is taken
         again without reading the target (``syncctl.source_state``)."""
-        from syncctl.plan.planner import plan_policy
-
         now = now or self._clock()
         if self._cached_source():
             self._plan_from_cache(now, progress)
             return
-        state = self._state()
         snapshot, source, claims = self._read(progress)
-        if claims and state.is_empty:
-            raise LostStateError(
-                lost_state_message(str(self.policy.path), self._backend().location, claims)
-            )
-        self.plan = plan_policy(
-            self.policy,
-            source,
-            snapshot,
-            disabled_at=state.disabled_at,
-            synced=state.synced,
-            now=now,
-        )
+        self._refuse_lost(claims)
+        self.plan = self._planned(source, snapshot, now)
 
     def _plan_from_cache(self, now: datetime, progress: Progress | None) -> None:
-        from syncctl.plan.planner import plan_policy
         from syncctl.source.incremental import source_sync
 
         state = self._state()
@@ -156,29 +142,39 @@ class PolicyRun:
             found = self._lost_candidates(snapshot, state)
             managed_ids = state.managed | on_target
             source = sync.evaluate(synced, sorted(managed_ids | found.keys()))
-            claims = self._claims(found, source)
-            if claims and state.is_empty:
-                raise LostStateError(
-                    lost_state_message(str(self.policy.path), self._backend().location, claims)
-                )
+            self._refuse_lost(self._claims(found, source))
             source = _only_managed(source, managed_ids)
             kept = self._keep(synced, now)
             if marker is not None and on_target <= state.managed:
                 inputs = source_state.quiet_inputs(self.policy, kept, marker)
             else:
                 inputs = None  # read for ids the state lacks: not the state's plan to reuse
-        self.plan = plan_policy(
-            self.policy,
-            source,
-            snapshot,
-            disabled_at=state.disabled_at,
-            synced=state.synced,
-            now=now,
-        )
+        self.plan = self._planned(source, snapshot, now)
         self.state = source_state.store_quiet(
             self._backend(), self.policy, self._state(), self.plan, inputs
         )
         self._save(self.state)
+
+    def _refuse_lost(self, claims: list[Claim]) -> None:
+        """Exit 3 when the state is missing or empty but the target holds objects this
+        policy owns: planning from it would create them all again."""
+        if claims and self._state().is_empty:
+            raise LostStateError(
+                lost_state_message(str(self.policy.path), self._backend().location, claims)
+            )
+
+    def _planned(self, source: SourceSnapshot, target: TargetSnapshot, now: datetime) -> PolicyPlan:
+        from syncctl.plan.planner import plan_policy
+
+        state = self._state()
+        return plan_policy(
+            self.policy,
+            source,
+            target,
+            disabled_at=state.disabled_at,
+            synced=state.synced,
+            now=now,
+        )
 
     def _sync(self, sync: SourceSync, now: datetime) -> SyncedSlice:
         """This run's slice: by delta from the stored one, or in full."""

@@ -17,8 +17,17 @@ def indented_json(value: Any, *, indent: int, ensure_ascii: bool) -> str:
     (400 MB at 100,000 users). Here every object or array holding no non-empty object or
     array (a user's attributes, a member list) is one call of the C encoder, with the line
     break and indent of its depth as the item separator."""
-    string = encode_basestring_ascii if ensure_ascii else encode_basestring
     parts: list[str] = []
+    emit_indented_json(value, parts.append, indent=indent, ensure_ascii=ensure_ascii)
+    return "".join(parts)
+
+
+def emit_indented_json(
+    value: Any, emit: Callable[[str], object], *, indent: int, ensure_ascii: bool
+) -> None:
+    """``indented_json``, handing the text to ``emit`` piece by piece (to write it as it is
+    made). A string is never split between two pieces."""
+    string = encode_basestring_ascii if ensure_ascii else encode_basestring
 
     def scalar(item: Any) -> str:
         return string(item) if item.__class__ is str else _encoder(0, indent, ensure_ascii)(item)
@@ -36,24 +45,23 @@ def indented_json(value: Any, *, indent: int, ensure_ascii: bool) -> str:
         inner = "\n" + " " * indent * (depth + 1)
         if _flat(item.values() if is_dict else item):
             body = _encoder(depth + 1, indent, ensure_ascii)(item)
-            parts.append(body[0] + inner + body[1:-1] + inner[:-indent] + body[-1])
+            emit(body[0] + inner + body[1:-1] + inner[:-indent] + body[-1])
             return
         entries = sorted(item.items()) if is_dict else enumerate(item)
-        parts.append("{" if is_dict else "[")
+        emit("{" if is_dict else "[")
         for index, (key, element) in enumerate(entries):
             head = ("," if index else "") + inner + (key_text(key) + ": " if is_dict else "")
             if element and isinstance(element, _CONTAINERS):
-                parts.append(head)
+                emit(head)
                 container(element, depth + 1)
             else:
-                parts.append(head + scalar(element))
-        parts.append(inner[:-indent] + ("}" if is_dict else "]"))
+                emit(head + scalar(element))
+        emit(inner[:-indent] + ("}" if is_dict else "]"))
 
     if value and isinstance(value, _CONTAINERS):
         container(value, 0)
     else:
-        parts.append(scalar(value))
-    return "".join(parts)
+        emit(scalar(value))
 
 
 _CONTAINERS = (dict, list, tuple)  # what json writes as objects and arrays

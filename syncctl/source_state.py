@@ -84,9 +84,7 @@ def store_slice(backend: StateBackend, state: State, synced: SyncedSlice, now: d
         name = record.blob
     full_read_at = iso(now) if synced.full or record is None else record.full_read_at
     kept = (
-        record
-        if record is not None and record.blob == name and record.key == synced.key
-        else None
+        record if record is not None and record.blob == name and record.key == synced.key else None
     )
     cache_record = SourceCache(
         blob=name,

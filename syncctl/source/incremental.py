@@ -30,7 +30,8 @@ from syncctl.source.cache import CacheUnusable, TenantCache
 from syncctl.source.delta import DeltaApplier, DeltaResult
 from syncctl.source.graph import Request
 from syncctl.source.progress import Progress
-from syncctl.source.reader import NOT_FOUND, GraphReader, graph_session
+from syncctl.source.reader import GraphReader, graph_session
+from syncctl.source.removals import NOT_FOUND
 
 USERS = "users"
 GROUPS = "groups"

@@ -12,14 +12,14 @@ policy reading the file must name the tenant by one of these (``load_snapshot(te
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from syncctl.errors import SnapshotError
-from syncctl.fileio import write_text_atomic
-from syncctl.jsontext import indented_json
+from syncctl.fileio import write_pieces_atomic
+from syncctl.jsontext import emit_indented_json, indented_json
 from syncctl.model import RemovalReason, SourceGroup, SourceSnapshot, SourceUser
 from syncctl.schemafiles import first_error, load_schema
 
@@ -94,11 +94,25 @@ def dumps_snapshot(snapshot: SourceSnapshot, tenant_id: str | None = None) -> st
 
 
 def write_snapshot(snapshot: SourceSnapshot, path: Path, *, tenant_id: str | None = None) -> None:
-    """Write ``snapshot`` to ``path`` atomically; the same snapshot always gives the same bytes.
+    """Write ``snapshot`` to ``path`` atomically; the same snapshot always gives the same bytes
+    (``dumps_snapshot``'s), written as they are made rather than held as one string.
     ``tenant_id``: the tenant's directory id, recorded when ``snapshot.tenant`` is a domain."""
-    text = dumps_snapshot(snapshot, tenant_id)
+    document = snapshot_to_json(snapshot, tenant_id)
+    _validate(document, "<snapshot being written>")
+
+    def text(ensure_ascii: bool) -> Callable[[Callable[[str], None]], None]:
+        def produce(emit: Callable[[str], None]) -> None:
+            emit_indented_json(document, emit, indent=2, ensure_ascii=ensure_ascii)
+            emit("\n")
+
+        return produce
+
     try:
-        write_text_atomic(path, text)
+        try:
+            write_pieces_atomic(path, text(ensure_ascii=False))
+        except UnicodeEncodeError:
+            # A lone surrogate from Graph cannot be written as UTF-8 (as in dumps_snapshot).
+            write_pieces_atomic(path, text(ensure_ascii=True))
     except OSError as exc:
         raise SnapshotError(f"{path}: cannot write snapshot: {exc.strerror}") from None
 

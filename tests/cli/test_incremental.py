@@ -19,7 +19,6 @@ from tests.cli.delta_workspace import (
     Workspace,
     canonical_text,
     changes,
-    clean,
     delta_emulator,
     scope_user,
 )
@@ -31,13 +30,6 @@ pytestmark = pytest.mark.slow  # every test runs the real binary several times
 def module_emulator() -> Iterator[Emulator]:
     with delta_emulator() as emu:
         yield emu
-
-
-@pytest.fixture
-def emu(module_emulator: Emulator) -> Iterator[Emulator]:
-    clean(module_emulator)
-    yield module_emulator
-    clean(module_emulator)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from syncctl.emulator import Emulator
-from tests.cli.delta_workspace import NO_CHANGES, Workspace, clean, delta_emulator
+from tests.cli.delta_workspace import NO_CHANGES, Workspace, delta_emulator
 from tests.contract.scim_harness import shared_server
 from tests.contract.state_store import StateStore
 
@@ -23,13 +23,6 @@ pytestmark = pytest.mark.slow  # every test runs the real binary several times
 def module_emulator() -> Iterator[Emulator]:
     with delta_emulator(users=200, groups=12, seed=41) as emu:
         yield emu
-
-
-@pytest.fixture
-def emu(module_emulator: Emulator) -> Iterator[Emulator]:
-    clean(module_emulator)
-    yield module_emulator
-    clean(module_emulator)
 
 
 @pytest.fixture(params=["postgres", "azure_blob"])

@@ -16,7 +16,6 @@ from tests.cli.delta_workspace import (
     SCOPE,
     Workspace,
     changes,
-    clean,
     delta_emulator,
     group_id,
     scope_user,
@@ -39,13 +38,6 @@ def space(module_emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -
     workspace = Workspace.create(module_emulator, tmp_path_factory.mktemp("changes") / "ws")
     workspace.converge()
     return workspace
-
-
-@pytest.fixture
-def emu(module_emulator: Emulator) -> Iterator[Emulator]:
-    clean(module_emulator)
-    yield module_emulator
-    clean(module_emulator)
 
 
 def _only_in_deepest(emu: Emulator, managed: set[str]) -> str:

@@ -19,7 +19,6 @@ from tests.cli.delta_workspace import (
     SCOPE,
     Workspace,
     changes,
-    clean,
     delta_emulator,
     group_id,
     scope_user,
@@ -32,13 +31,6 @@ pytestmark = pytest.mark.slow  # every test runs the real binary several times
 def module_emulator() -> Iterator[Emulator]:
     with delta_emulator(seed=31) as emu:
         yield emu
-
-
-@pytest.fixture
-def emu(module_emulator: Emulator) -> Iterator[Emulator]:
-    clean(module_emulator)
-    yield module_emulator
-    clean(module_emulator)
 
 
 @pytest.fixture(scope="module")

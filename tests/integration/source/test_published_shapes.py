@@ -14,7 +14,7 @@ import pytest
 from syncctl.errors import GraphError
 from syncctl.source.graph import Answer, GraphClient, Request
 from syncctl.source.graph_errors import graph_error
-from syncctl.source.reader import _is_found
+from syncctl.source.removals import _is_found
 from tests.integration.source.replay import (
     NO_FIXTURE,
     Replay,

@@ -549,7 +549,7 @@ def test_request_timeouts_never_outlive_the_deadline(
 
 def test_only_graphs_own_not_found_is_evidence() -> None:
     from syncctl.source.graph import Answer
-    from syncctl.source.reader import _is_found
+    from syncctl.source.removals import _is_found
 
     request = Request("/directoryObjects/x")
     assert _is_found(request, Answer(200, {"id": "x"}, None), "x") is True

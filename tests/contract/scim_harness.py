@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -30,6 +31,13 @@ from syncctl.policy.model import Policy, ScimTarget, SecretRef
 from syncctl.targets.scim import ScimDirectory
 
 SCIM2_SERVER = Path(sys.executable).with_name("scim2-server")
+
+
+START_ATTEMPTS = 3
+
+
+class ServerExited(RuntimeError):
+    """The server process ended before it answered."""
 
 
 def free_port() -> int:
@@ -47,7 +55,7 @@ def wait_until_up(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server for {url} exited with {process.returncode}")
+            raise ServerExited(f"server for {url} exited with {process.returncode}")
         try:
             if httpx.get(url, timeout=1.0, headers=headers).status_code == 200:
                 return
@@ -77,18 +85,30 @@ class ScimServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ScimServer:
-        command = [
-            str(SCIM2_SERVER),
-            "--hostname", "127.0.0.1",
-            "--port", str(self.port),
-            "--bearer-token", self.token,
-            "--dynamic-tenants",
-        ]  # fmt: skip
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        wait_until_up(f"{self.root}/probe/v2/ServiceProviderConfig", self.process)
-        return self
+        # free_port() only finds a port that was free a moment ago: an outgoing connection of
+        # another test can take it before the server binds, and the server then exits at
+        # once. That is a race of the harness, not of the server: start again on another port.
+        for attempt in range(START_ATTEMPTS):
+            command = [
+                str(SCIM2_SERVER),
+                "--hostname", "127.0.0.1",
+                "--port", str(self.port),
+                "--bearer-token", self.token,
+                "--dynamic-tenants",
+            ]  # fmt: skip
+            with tempfile.TemporaryFile() as log:
+                self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+                try:
+                    wait_until_up(f"{self.root}/probe/v2/ServiceProviderConfig", self.process)
+                    return self
+                except ServerExited as exited:
+                    log.seek(0)
+                    said = log.read().decode(errors="replace").strip().splitlines()[-3:]
+                    if attempt + 1 == START_ATTEMPTS:
+                        raise ServerExited(f"{exited}: {' / '.join(said)}") from None
+                    self.port = free_port()
+                    self.root = f"http://127.0.0.1:{self.port}"
+        raise AssertionError("unreachable")
 
     def stop(self) -> None:
         if self.process is not None:

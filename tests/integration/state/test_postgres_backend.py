@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,41 +21,13 @@ from psycopg import sql
 
 from syncctl import redaction
 from syncctl.errors import LockHeldError
-from syncctl.policy.model import PostgresState, SecretRef
 from syncctl.state import postgres
 from syncctl.state.backend import StateConflictError
-from syncctl.state.postgres import PostgresBackend
 from syncctl.state.store import State, StateError, render_state
+from tests.integration.state.conftest import DSN_ENV, TENANT, Factory
 from tests.servers.postgres import PostgresServer
 
-TENANT = "11111111-2222-3333-4444-555555555555"
 TTL = timedelta(hours=6)
-DSN_ENV = "SYNCCTL_TEST_PG_DSN"
-
-Factory = Callable[..., PostgresBackend]
-
-
-@pytest.fixture
-def dsn(postgres_server: PostgresServer, postgres_database: str) -> str:
-    return postgres_server.dsn(postgres_database)
-
-
-@pytest.fixture
-def make_backend(monkeypatch: pytest.MonkeyPatch, dsn: str) -> Iterator[Factory]:
-    """Backends on the test's database (or another DSN), each with its own session."""
-    made: list[PostgresBackend] = []
-
-    def build(policy: str = "hr", *, url: str | None = None) -> PostgresBackend:
-        monkeypatch.setenv(DSN_ENV, url or dsn)
-        backend = PostgresBackend(
-            PostgresState(dsn=SecretRef(env=DSN_ENV)), policy=policy, tenant=TENANT
-        )
-        made.append(backend)
-        return backend
-
-    yield build
-    for backend in made:
-        backend.close()
 
 
 def _tables(dsn: str) -> set[str]:

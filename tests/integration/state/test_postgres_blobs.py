@@ -7,42 +7,15 @@ from __future__ import annotations
 import random
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import psycopg
 import pytest
 
-from syncctl.policy.model import PostgresState, SecretRef
 from syncctl.state.postgres import SCHEMA, PostgresBackend
 from syncctl.state.store import StateError
+from tests.integration.state.conftest import TENANT, Factory
 from tests.servers.postgres import PASSWORD, PostgresServer
-
-TENANT = "11111111-2222-3333-4444-555555555555"
-DSN_ENV = "SYNCCTL_TEST_PG_DSN"
-
-Factory = Callable[..., PostgresBackend]
-
-
-@pytest.fixture
-def dsn(postgres_server: PostgresServer, postgres_database: str) -> str:
-    return postgres_server.dsn(postgres_database)
-
-
-@pytest.fixture
-def make_backend(monkeypatch: pytest.MonkeyPatch, dsn: str) -> Iterator[Factory]:
-    made: list[PostgresBackend] = []
-
-    def build(policy: str = "hr", *, url: str | None = None) -> PostgresBackend:
-        monkeypatch.setenv(DSN_ENV, url or dsn)
-        backend = PostgresBackend(
-            PostgresState(dsn=SecretRef(env=DSN_ENV)), policy=policy, tenant=TENANT
-        )
-        made.append(backend)
-        return backend
-
-    yield build
-    for backend in made:
-        backend.close()
 
 
 def _blob_rows(dsn: str) -> list[tuple[object, ...]]:

@@ -129,10 +129,11 @@ class PolicyRun:
         with source_sync(self.policy, progress) as sync:
             synced = self._sync(sync, now)
             marker = change_marker(self._target())
-            inputs = None
+            inputs, hashed = None, None
             if marker is not None:
                 kept = self._keep(synced, now, save=False)  # the run's end saves it
                 inputs = source_state.quiet_inputs(self.policy, kept, marker)
+                hashed = kept.blob_names()
                 quiet = source_state.quiet_plan(self._backend(), kept, inputs, now)
                 if quiet is not None:
                     self.plan = quiet
@@ -145,10 +146,11 @@ class PolicyRun:
             self._refuse_lost(self._claims(found, source))
             source = _only_managed(source, managed_ids)
             kept = self._keep(synced, now)
-            if marker is not None and on_target <= state.managed:
-                inputs = source_state.quiet_inputs(self.policy, kept, marker)
-            else:
+            if marker is None or not on_target <= state.managed:
                 inputs = None  # read for ids the state lacks: not the state's plan to reuse
+            elif kept.blob_names() != hashed:
+                # The evaluation added to the slice (answers about unknown ids): new inputs.
+                inputs = source_state.quiet_inputs(self.policy, kept, marker)
         self.plan = self._planned(source, snapshot, now)
         self.state = source_state.store_quiet(
             self._backend(), self.policy, self._state(), self.plan, inputs

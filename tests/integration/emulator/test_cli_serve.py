@@ -55,16 +55,21 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, An
         line = _read_line(process)
         yield process, json.loads(line)
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    """SIGTERM (a kill if it does not stop), then close its pipes."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    for stream in (process.stdout, process.stderr):
+        if stream is not None:
+            stream.close()
 
 
 def _token(http: httpx.Client, info: dict[str, Any]) -> str:
@@ -253,11 +258,7 @@ def test_serve_a_tenant_file(tmp_path: Path) -> None:
             )
             assert len(page.json()["value"]) == 7
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=10)
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
+        _stop(process)
 
 
 def test_bad_tenant_file_is_a_one_line_error(tmp_path: Path) -> None:
@@ -350,11 +351,7 @@ def test_throttle_option(tmp_path: Path) -> None:
             # Graph's Retry-After may carry a fraction ("2.128"), as the emulator's does
             assert second.status_code == 429 and float(second.headers["Retry-After"]) > 0
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=10)
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
+        _stop(process)
 
 
 def test_control_endpoint_counts_requests_and_takes_tenant_changes(tmp_path: Path) -> None:
@@ -423,11 +420,7 @@ def test_control_endpoint_counts_requests_and_takes_tenant_changes(tmp_path: Pat
             log = http.get(f"{control['url']}/requests", headers=key).json()
             assert log["graph"] == {"GET": 2}
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=10)
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
+        _stop(process)
 
 
 def test_without_control_there_is_no_control_endpoint(

@@ -8,7 +8,6 @@ import json
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,25 +20,10 @@ from syncctl.targets.base import OutcomeStatus
 from syncctl.targets.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteDirectory, open_database
 from syncctl.targets.sqlite_schema import statements
 from tests.contract.policy_factory import make_policy
+from tests.integration.sqlite.conftest import ALICE, OWNER
 
-OWNER = "contract"
-ALICE = "11111111-0000-0000-0000-000000000001"
 BOB = "11111111-0000-0000-0000-000000000002"
 ADMINS = "22222222-0000-0000-0000-000000000001"
-
-
-@pytest.fixture
-def policy(tmp_path: Path) -> Policy:
-    return make_policy(tmp_path, OWNER, user_match=("userName",))
-
-
-@pytest.fixture
-def target(policy: Policy) -> Iterator[SqliteDirectory]:
-    directory = SqliteDirectory(policy)
-    try:
-        yield directory
-    finally:
-        directory.close()
 
 
 def path_of(policy: Policy) -> Path:

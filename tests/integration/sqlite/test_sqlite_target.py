@@ -8,7 +8,6 @@ import json
 import os
 import sqlite3
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,23 +21,7 @@ from syncctl.scimpath import ENTERPRISE_USER
 from syncctl.targets.base import OutcomeStatus, open_target
 from syncctl.targets.sqlite import SCHEMA_VERSION, SqliteDirectory, merge_resource
 from tests.contract.policy_factory import make_policy
-
-OWNER = "contract"
-ALICE = "11111111-0000-0000-0000-000000000001"
-
-
-@pytest.fixture
-def policy(tmp_path: Path) -> Policy:
-    return make_policy(tmp_path, OWNER, user_match=("userName",))
-
-
-@pytest.fixture
-def target(policy: Policy) -> Iterator[SqliteDirectory]:
-    directory = SqliteDirectory(policy)
-    try:
-        yield directory
-    finally:
-        directory.close()
+from tests.integration.sqlite.conftest import ALICE, OWNER
 
 
 def db(policy: Policy) -> sqlite3.Connection:

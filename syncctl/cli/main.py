@@ -35,6 +35,8 @@ COMMANDS: dict[str, str] = {
     "emulator": "syncctl.cli.emulator:emulator",
     "force-unlock": "syncctl.cli.state:force_unlock",
     "state": "syncctl.cli.state:state",
+    "watch": "syncctl.cli.watch:watch",
+    "schema": "syncctl.cli.schema:schema",
 }
 
 

@@ -79,16 +79,36 @@ class SecretError(SyncctlError):
 
 
 class AuthError(SyncctlError):
-    """Signing in to Entra ID failed."""
+    """Signing in to Entra ID failed. Raised as is when the credential cannot be used at all
+    (a certificate file that does not load, a federated token source that is not set up);
+    the subclasses say whether Entra refused it or could not be asked."""
+
+
+class SignInRefused(AuthError):
+    """Entra answered the sign-in with an error: the secret, certificate, app or tenant was
+    refused. ``code`` is Entra's error code as it documents them (``AADSTS7000215``) when the
+    answer carried one; ``error`` is the OAuth error (``invalid_client``)."""
+
+    def __init__(self, message: str, *, code: str | None = None, error: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.error = error
+
+
+class SignInUnreachable(AuthError):
+    """The sign-in service could not be asked: no connection, TLS, a timeout, a 5xx after
+    the retries, or an answer that is not the identity platform's (a proxy's page)."""
 
 
 class PermissionsMissing(AuthError):
     """The app registration lacks application permissions the policy needs; ``lines`` has
-    one per permission (str() joins them, for callers that print one line)."""
+    one per permission (str() joins them, for callers that print one line) and
+    ``permissions`` their names (``GroupMember.Read.All``), in the same order."""
 
-    def __init__(self, lines: list[str]) -> None:
+    def __init__(self, lines: list[str], permissions: Sequence[str] = ()) -> None:
         super().__init__("; ".join(lines))
         self.lines = tuple(lines)
+        self.permissions = tuple(permissions)
 
 
 class GraphError(SyncctlError):
@@ -130,6 +150,16 @@ class SnapshotError(SyncctlError):
 
 class TargetError(SyncctlError):
     """The target directory refused, failed or could not be reached."""
+
+
+class TargetRefused(TargetError):
+    """The target answered, and refused its credentials: ``status`` is the HTTP status, 403
+    when they were accepted but do not allow the request, else (401, an OAuth token
+    endpoint's 400) they were not accepted."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class TransientTargetError(TargetError):

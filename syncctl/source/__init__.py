@@ -61,9 +61,10 @@ def read_tenant_slice(policy: Policy, *, progress: Progress | None = None) -> Te
 def check_source(policy: Policy) -> tuple[str, ...]:
     """``validate --online``: the snapshot file loads, or the credential signs in to Entra and
     its token grants the application permissions the policy needs (``permissions.features``).
-    Raises SnapshotError / AuthError / SecretError with a one-line reason, and
-    PermissionsMissing with one line per missing permission. Returns what could not be
-    checked (a token without a ``roles`` claim), for the caller to show as unchecked."""
+    Raises SnapshotError / AuthError (SignInRefused, SignInUnreachable) / SecretError with a
+    one-line reason, and PermissionsMissing with one line (and the name) per missing
+    permission. Returns what could not be checked (a token without a ``roles`` claim), for
+    the caller to show as unchecked."""
     if policy.tenant.snapshot is not None:
         load_snapshot(policy.tenant.snapshot, tenant=policy.tenant.id)
         return ()
@@ -84,5 +85,12 @@ def check_source(policy: Policy) -> tuple[str, ...]:
         )
     lacking = permissions.missing(policy, roles)
     if lacking:
-        raise PermissionsMissing(lacking)
+        # The names, in the order (and once each) that ``missing`` words them.
+        names = dict.fromkeys(
+            endpoint.lacking()
+            for feature in permissions.features(policy)
+            for endpoint in feature.endpoints
+            if not endpoint.granted_by(roles)
+        )
+        raise PermissionsMissing(lacking, tuple(names))
     return ()

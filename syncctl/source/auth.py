@@ -25,7 +25,7 @@ import msal.exceptions
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from syncctl.errors import AuthError, SecretError
+from syncctl.errors import AuthError, SecretError, SignInRefused, SignInUnreachable
 from syncctl.policy.model import (
     CertificateCredential,
     ClientSecretCredential,
@@ -48,6 +48,9 @@ from syncctl.source.http import MsalHttpClient
 FEDERATION_AUDIENCE = "api://AzureADTokenExchange"
 # A PEM key with its certificate chain is a few KiB; bounded because a policy names the path.
 CERTIFICATE_FILE_LIMIT = 1024 * 1024
+
+# Entra's error codes as its error descriptions start with them: "AADSTS7000215: ...".
+_AADSTS = re.compile(r"\bAADSTS\d+\b")
 
 _PEM_CERTIFICATE = re.compile(
     rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL
@@ -113,7 +116,16 @@ class TokenProvider:
         if not isinstance(result, dict) or "access_token" not in result:
             error = result.get("error", "unknown_error") if isinstance(result, dict) else "none"
             description = result.get("error_description", "") if isinstance(result, dict) else ""
-            raise AuthError(f"{self._where()}: {error}: {_first_line(str(description))}")
+            message = f"{self._where()}: {error}: {_first_line(str(description))}"
+            exchange = self._msal_http.last_exchange
+            if exchange is not None and exchange.status >= 500:
+                # Still failing after the retries: the service is down, not refusing us.
+                raise SignInUnreachable(message)
+            raise SignInRefused(
+                message,
+                code=aadsts_code(result) if isinstance(result, dict) else None,
+                error=error if isinstance(error, str) else None,
+            )
         token: str = result["access_token"]
         try:
             expires_in = int(result.get("expires_in", 0))
@@ -132,14 +144,27 @@ class TokenProvider:
             # MSAL parsed an answer that is not JSON: name the endpoint, not the parser.
             exchange = self._msal_http.last_exchange
             what = exchange.not_json() if exchange else "an answer was not JSON"
-            raise AuthError(f"{self._where()}: {what}") from None
+            raise SignInUnreachable(f"{self._where()}: {what}") from None
         except (ValueError, msal.exceptions.MsalError) as exc:
             # MSAL raises ValueError for unusable authorities and malformed credentials, and
             # MsalServiceError when discovery answers with an HTTP error.
-            raise AuthError(f"{self._where()}: {_first_line(str(exc))}") from None
+            message = f"{self._where()}: {_first_line(str(exc))}"
+            exchange = self._msal_http.last_exchange
+            status = exchange.status if exchange is not None else None
+            if status is not None and status >= 500:
+                # MSAL's "HTTP Error: 503" once the retries ran out: down, not refusing.
+                raise SignInUnreachable(message) from None
+            if isinstance(exc, msal.exceptions.MsalServiceError) or (
+                status is not None and 400 <= status < 500
+            ):
+                # The identity platform answered with an error (an unknown tenant's
+                # discovery is a 400 whose body MSAL quotes, AADSTS code included).
+                found = _AADSTS.search(str(exc))
+                raise SignInRefused(message, code=found.group(0) if found else None) from None
+            raise AuthError(message) from None
         except httpx.HTTPError as exc:
             # httpx's status errors add a second line (a documentation link): keep the first.
-            raise AuthError(
+            raise SignInUnreachable(
                 f"{self._where()}: sign-in request failed: {_first_line(str(exc))}"
             ) from None
 
@@ -299,7 +324,7 @@ def _oidc_request(
             json={} if method == "POST" else None,
         )
     except httpx.HTTPError as exc:
-        raise AuthError(f"{what}: request failed: {exc}") from None
+        raise SignInUnreachable(f"{what}: request failed: {exc}") from None
     if response.status_code != 200:
         raise AuthError(f"{what}: token request answered HTTP {response.status_code}")
     return response
@@ -344,6 +369,18 @@ def token_roles(token: str) -> frozenset[str] | None:
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         return None
     return frozenset(roles)
+
+
+def aadsts_code(answer: dict[str, Any]) -> str | None:
+    """Entra's code for a refused sign-in (``AADSTS7000215``): from ``error_codes`` (numbers),
+    else from the start of ``error_description``; None when the answer has neither (a
+    managed identity endpoint, another identity provider)."""
+    codes = answer.get("error_codes")
+    if isinstance(codes, list) and codes and isinstance(codes[0], int):
+        return f"AADSTS{codes[0]}"
+    description = answer.get("error_description")
+    found = _AADSTS.match(description.strip()) if isinstance(description, str) else None
+    return found.group(0) if found else None
 
 
 def _first_line(text: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from syncctl import deadline
-from syncctl.errors import AuthError
+from syncctl.errors import SignInUnreachable
 from syncctl.transport import parse_retry_after, tls_context
 
 READ_TIMEOUT = 60.0
@@ -37,7 +37,10 @@ def _verified(ca_bundle: Path | None) -> ssl.SSLContext:
     try:
         return tls_context(ca_bundle)
     except (OSError, ssl.SSLError) as exc:
-        raise AuthError(f"ca_bundle {ca_bundle}: cannot load CA certificates: {exc}") from None
+        # Without its CA nothing can be verified, so nothing can be asked: unreachable.
+        raise SignInUnreachable(
+            f"ca_bundle {ca_bundle}: cannot load CA certificates: {exc}"
+        ) from None
 
 
 def build_http_client(
@@ -144,7 +147,9 @@ class MsalHttpClient:
                 response.headers.get("Content-Type", ""),
             )
             return response
-        raise AuthError(f"{method} {target.host}: cannot reach the sign-in service: {last_error}")
+        raise SignInUnreachable(
+            f"{method} {target.host}: cannot reach the sign-in service: {last_error}"
+        )
 
     def _pause(self, label: str, wanted: float, waited: float) -> float:
         pause = deadline.bounded_wait(label, min(self._max_wait, wanted), waited)

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from syncctl import deadline
-from syncctl.errors import TargetError, TransientTargetError
+from syncctl.errors import TargetError, TargetRefused, TransientTargetError
 from syncctl.policy.model import OAuthClientCredentials, ScimTarget
 from syncctl.redaction import remember
 from syncctl.transport import parse_retry_after, tls_context
@@ -149,7 +149,10 @@ class _ClientCredentialsToken(_TokenSource):
                 f"{where}: token endpoint not reachable ({type(exc).__name__})"
             ) from None
         if response.status_code != 200:
-            raise TargetError(f"{where}: token request refused (status {response.status_code})")
+            message = f"{where}: token request refused (status {response.status_code})"
+            if 400 <= response.status_code < 500:
+                raise TargetRefused(message, status=response.status_code)
+            raise TargetError(message)
         try:
             body = response.json()
             token = remember(str(body["access_token"]))
@@ -295,7 +298,10 @@ class ScimHttp:
             else:
                 if response.status_code in (401, 403):
                     label = "401 Unauthorized" if response.status_code == 401 else "403 Forbidden"
-                    raise TargetError(f"{where}: the SCIM server refused the token ({label})")
+                    raise TargetRefused(
+                        f"{where}: the SCIM server refused the token ({label})",
+                        status=response.status_code,
+                    )
                 if response.status_code not in RETRY_STATUSES:
                     return response
                 if not idempotent and response.status_code not in (429, 503):

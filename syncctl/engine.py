@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from syncctl.apply import DEFAULT_PARALLELISM, ApplyReport, StateJournal, apply_changes
-from syncctl.apply.applier import ProgressFn, StopFn
+from syncctl.apply.applier import ProgressFn, ResultsFn, StopFn
 from syncctl.errors import EXIT_REFUSED, LockHeldError, LostStateError, SyncctlError
 from syncctl.model import SourceSnapshot, TargetObject, TargetSnapshot
 from syncctl.outcomes import Outcome, PolicyResult, apply_outcome, plan_outcome
@@ -66,6 +66,7 @@ class PolicyRun:
         self._refresh = refresh  # read Graph in full, not by delta
         self._started = clock()
         self._synced: SyncedSlice | None = None  # this run's Graph read, when cached
+        self._sync_session: SourceSync | None = None  # counts this run's Graph requests
         self.backend: StateBackend | None = None
         self.lock: HeldLock | None = None
         self.state: State | None = None
@@ -78,6 +79,11 @@ class PolicyRun:
     @property
     def name(self) -> str:
         return self.policy.name
+
+    @property
+    def graph_requests(self) -> int:
+        """Requests sent to Microsoft Graph so far (0 for snapshot files)."""
+        return 0 if self._sync_session is None else self._sync_session.graph.requests_sent
 
     @property
     def notes(self) -> list[str]:
@@ -180,6 +186,7 @@ class PolicyRun:
 
     def _sync(self, sync: SourceSync, now: datetime) -> SyncedSlice:
         """This run's slice: by delta from the stored one, or in full."""
+        self._sync_session = sync
         state = self._state()
         stored = source_state.stored_slice(self._backend(), state)
         reason = source_state.full_read_reason(self.policy, state, now, refresh=self._refresh)
@@ -262,8 +269,10 @@ class PolicyRun:
         parallelism: int = DEFAULT_PARALLELISM,
         progress: ProgressFn | None = None,
         should_stop: StopFn | None = None,
+        on_results: ResultsFn | None = None,
     ) -> ApplyReport:
-        """Write ``changes`` to the target, journalling ownership and timers in the state."""
+        """Write ``changes`` to the target, journalling ownership and timers in the state;
+        ``on_results`` hears each phase's results once they are journalled (audit log)."""
         journal = StateJournal(self._save, self._state())
         try:
             self.report = apply_changes(
@@ -275,6 +284,7 @@ class PolicyRun:
                 parallelism=parallelism,
                 progress=progress,
                 should_stop=should_stop,
+                on_results=on_results,
             )
         finally:
             self.state = journal.state
@@ -308,9 +318,8 @@ class PolicyRun:
 
     def _record(self, outcome: Outcome, error: str | None) -> None:
         error = None if error is None else mask(error)
-        self.result = PolicyResult(
-            policy=self.name, outcome=outcome, error=error, plan=self.plan, report=self.report
-        )
+        finished = self._clock()
+        self.result = self._result(outcome, error, finished)
         if self.state is not None and self.lock is not None:
             errors = (0 if self.plan is None else len(self.plan.errors)) + (
                 0 if self.report is None else len(self.report.failed)
@@ -318,7 +327,7 @@ class PolicyRun:
             last = LastRun(
                 operation=self.operation,
                 started_at=iso(self._started),
-                finished_at=iso(self._clock()),
+                finished_at=iso(finished),
                 outcome=outcome.value,
                 counts=self._counts(),
                 error=error,
@@ -328,13 +337,19 @@ class PolicyRun:
             try:
                 self._save(self.state)
             except SyncctlError as exc:
-                self.result = PolicyResult(
-                    policy=self.name,
-                    outcome=Outcome.FAILED,
-                    error=mask(str(exc)),
-                    plan=self.plan,
-                    report=self.report,
-                )
+                self.result = self._result(Outcome.FAILED, mask(str(exc)), finished)
+
+    def _result(self, outcome: Outcome, error: str | None, finished: datetime) -> PolicyResult:
+        return PolicyResult(
+            policy=self.name,
+            outcome=outcome,
+            error=error,
+            plan=self.plan,
+            report=self.report,
+            started_at=self._started,
+            finished_at=finished,
+            graph_requests=self.graph_requests,
+        )
 
     def _counts(self) -> dict[str, int]:
         if self.report is not None:

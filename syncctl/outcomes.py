@@ -9,6 +9,7 @@ with ``--detailed-exitcode``), then success (0).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,26 @@ class PolicyResult:
     error: str | None = None  # one line, secrets masked; None for a clean outcome
     plan: PolicyPlan | None = None
     report: ApplyReport | None = None
+    # How the run went, for metrics: None / 0 for a policy that ended before it started.
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    graph_requests: int = 0
+
+    @property
+    def succeeded(self) -> bool:
+        return _EXIT[self.outcome] == EXIT_OK
+
+    @property
+    def duration_seconds(self) -> float:
+        if self.started_at is None or self.finished_at is None:
+            return 0.0
+        return max(0.0, (self.finished_at - self.started_at).total_seconds())
+
+    @property
+    def error_count(self) -> int:
+        """Objects not planned plus changes failed; a run that failed as a whole counts one."""
+        count = self.object_errors + self.failed_changes
+        return count or int(not self.succeeded and self.outcome is not Outcome.REFUSED)
 
     @property
     def object_errors(self) -> int:

@@ -78,10 +78,15 @@ StopFn = Callable[[], str | None]
 class ChangeResult:
     change: Change
     outcome: Outcome
+    attempted: bool = True  # False: the run stopped (or the target failed) before this batch
 
     @property
     def ok(self) -> bool:
         return self.outcome.status in (OutcomeStatus.APPLIED, OutcomeStatus.UNCHANGED)
+
+
+# Told after each phase what happened and when (the audit log), after the journal recorded it.
+ResultsFn = Callable[[Sequence[ChangeResult], datetime], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +128,7 @@ def apply_changes(
     parallelism: int = DEFAULT_PARALLELISM,
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
+    on_results: ResultsFn | None = None,
 ) -> ApplyReport:
     caps = target.capabilities()
     batch_size = max(1, caps.max_batch)
@@ -184,7 +190,10 @@ def apply_changes(
                 # Also on SIGTERM / Ctrl-C: what was committed is journalled before we unwind.
                 for future in futures:
                     future.cancel()
-                journal.applied([(r.change, r.outcome) for r in phase_results], clock())
+                when = clock()
+                journal.applied([(r.change, r.outcome) for r in phase_results], when)
+                if on_results is not None:
+                    on_results(phase_results, when)
             results.extend(phase_results)
     return ApplyReport(policy=owner, results=tuple(results), aborted=aborted)
 
@@ -202,6 +211,7 @@ def _not_attempted(changes: Sequence[Change], why: str) -> list[ChangeResult]:
         ChangeResult(
             c,
             Outcome(c.address, OutcomeStatus.FAILED, c.target_id, f"not attempted: {why}"),
+            attempted=False,
         )
         for c in changes
     ]

@@ -10,20 +10,34 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from syncctl.cli.common import format_option, load
-from syncctl.cli.options import PolicyProgress, echo_block, render, run_options, use_color
+from syncctl.cli.options import (
+    MetricsOutput,
+    PolicyProgress,
+    audit_log_option,
+    echo_block,
+    open_audit,
+    render,
+    run_options,
+    use_color,
+    write_options,
+)
 from syncctl.cli.plan import debug_traces, planned, read_plan_file, report_failures
 from syncctl.engine import PolicyRun, utc_now
 from syncctl.errors import EXIT_REFUSED, SyncctlError
 from syncctl.outcomes import Outcome, PolicyResult, exit_code, refusal_text, summary_row
 from syncctl.plan.model import Change
 from syncctl.policy.model import Policy
+
+if TYPE_CHECKING:
+    from syncctl.audit import AuditLog
 
 PROMPT = "Apply these changes? Only 'yes' is accepted:"
 
@@ -43,65 +57,53 @@ def _is_plan_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() not in (".yaml", ".yml")
 
 
-@click.command()
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
-@click.option(
-    "--allow-mass-delete",
-    is_flag=True,
-    help="Apply even when the plan exceeds max_deletes / max_disables.",
-)
-@click.option(
-    "--parallelism",
-    type=click.IntRange(min=1, max=64),
-    default=8,
-    show_default=True,
-    help="Batches written at once, for targets that allow it.",
-)
-@format_option("text", "json")
-@run_options
-@click.pass_context
-def apply(
-    ctx: click.Context,
-    *,
-    paths: tuple[Path, ...],
-    auto_approve: bool,
-    allow_mass_delete: bool,
-    parallelism: int,
-    output_format: str,
-    no_color: bool,
-    lock_timeout: float,
-    concurrency: int,
-    timeout: float,
-    refresh: bool,
-) -> None:
-    """Make the targets match the policies.
+@dataclass(frozen=True, slots=True)
+class ApplySettings:
+    """How ``apply`` and each cycle of ``watch`` run."""
 
-    With a saved plan file (from plan -o) as the first PATH, apply exactly that plan after
-    checking it is not stale; its policies are found where the plan recorded them, or in the
-    remaining PATHS when given. Otherwise plan PATHS (default policies/), show the plan and
-    ask for confirmation. Every valid change is applied; exit 1 when any policy failed or any
-    object or change had an error, 3 when a policy was refused.
-    """
-    from syncctl import deadline
+    allow_mass_delete: bool = False
+    parallelism: int = 8
+    lock_timeout: float = 0.0
+    concurrency: int = 4
+    refresh: bool = False
+
+
+# Called once every policy is planned, before anything is applied: show the plan, confirm.
+Review = Callable[[Sequence[PolicyRun], datetime], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyRun:
+    results: list[PolicyResult]  # per policy, sorted by name
+    traces: dict[str, str]  # policy -> traceback of an unexpected error (--debug)
+
+
+def apply_policies(
+    policies: Sequence[Policy],
+    settings: ApplySettings,
+    *,
+    audit: AuditLog,
+    metrics: MetricsOutput,
+    saved: Mapping[str, Any] | None = None,
+    early: Sequence[PolicyResult] = (),
+    review: Review | None = None,
+) -> ApplyRun:
+    """Plan every policy under its lock, refuse what the safety checks refuse (unless
+    allowed), then apply the rest, each policy its own unit of work. With ``saved``, apply
+    exactly those changes (after checking they are not stale). Metrics are written however
+    the run ends; audit lines as each phase is journalled."""
     from syncctl.batch import open_batch
 
-    deadline.set_deadline(timeout)
-    color = use_color(no_color)
-    saved: dict[str, Any] | None = None
-    early: list[PolicyResult] = []
-    if paths and _is_plan_file(paths[0]):
-        saved = read_plan_file(paths[0])
-        early, policies = _saved_policies(saved, paths[0], paths[1:])
-    else:
-        policies = load(paths)
-    runs = [PolicyRun(p, operation="apply", refresh=refresh) for p in policies]
-    progress = PolicyProgress(len(runs), concurrency)
+    runs = [PolicyRun(p, operation="apply", refresh=settings.refresh) for p in policies]
+    progress = PolicyProgress(len(runs), settings.concurrency)
     now = utc_now()
     selected: dict[str, tuple[Change, ...]] = {}
 
     def plan_one(run: PolicyRun) -> None:
-        run.open(lock_timeout=lock_timeout, on_wait=progress.waiting(run.name, lock_timeout))
+        run.open(
+            lock_timeout=settings.lock_timeout,
+            on_wait=progress.waiting(run.name, settings.lock_timeout),
+        )
         try:
             run.make_plan(now=now, progress=progress.reading)
         finally:
@@ -117,41 +119,120 @@ def apply(
             entry = _entry(saved, run.name)
             selected[run.name] = select_saved_changes(entry, run.plan)
             refusal = selection_refusal(run.policy, run.plan, selected[run.name])
-        if refusal is not None and not allow_mass_delete:
+        if refusal is not None and not settings.allow_mass_delete:
             run.finish(Outcome.REFUSED, refusal_text(refusal.message))
         elif not selected[run.name]:
             run.finish_apply()
 
+    def apply_one(run: PolicyRun) -> None:
+        run.apply(
+            selected[run.name],
+            parallelism=settings.parallelism,
+            progress=_apply_progress(len(runs)),
+            should_stop=batch.should_stop,
+            on_results=audit.recorder(run.policy),
+        )
+        if batch.stopping.is_set():
+            run.finish(Outcome.INTERRUPTED, batch.stop_reason)
+        else:
+            run.finish_apply()
+
     try:
-        with open_batch(runs, concurrency=concurrency) as batch:
-            batch.step(plan_one)
-            progress.close()
-            if saved is None and output_format == "text":
-                echo_block(render(_document(batch.runs, now), "text", color))
-            if batch.active and saved is None and not auto_approve:
-                _confirm()
-                deadline.set_deadline(timeout)  # the time a person took to answer is not the run's
-
-            def apply_one(run: PolicyRun) -> None:
-                run.apply(
-                    selected[run.name],
-                    parallelism=parallelism,
-                    progress=_apply_progress(len(runs)),
-                    should_stop=batch.should_stop,
-                )
-                if batch.stopping.is_set():
-                    run.finish(Outcome.INTERRUPTED, batch.stop_reason)
-                else:
-                    run.finish_apply()
-
-            batch.step(apply_one, writes=True)
+        with open_batch(runs, concurrency=settings.concurrency) as batch:
+            try:
+                batch.step(plan_one)
+                progress.close()
+                if review is not None:
+                    review(batch.runs, now)
+                batch.step(apply_one, writes=True)
+            finally:
+                metrics.write([*batch.results(), *early])
     finally:
         progress.close()
     results = sorted([*batch.results(), *early], key=lambda r: r.policy)
-    debug_traces(ctx, batch.traces)
-    if output_format == "json":
-        click.echo(json.dumps(_result_document(results, now), indent=2, sort_keys=True))
+    return ApplyRun(results, dict(batch.traces))
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
+@write_options
+@audit_log_option
+@format_option("text", "json", "jsonl")
+@run_options
+@click.pass_context
+def apply(
+    ctx: click.Context,
+    *,
+    paths: tuple[Path, ...],
+    auto_approve: bool,
+    allow_mass_delete: bool,
+    parallelism: int,
+    audit_log: Path | None,
+    output_format: str,
+    no_color: bool,
+    lock_timeout: float,
+    concurrency: int,
+    timeout: float,
+    refresh: bool,
+    metrics_file: Path | None,
+) -> None:
+    """Make the targets match the policies.
+
+    With a saved plan file (from plan -o) as the first PATH, apply exactly that plan after
+    checking it is not stale; its policies are found where the plan recorded them, or in the
+    remaining PATHS when given. Otherwise plan PATHS (default policies/), show the plan and
+    ask for confirmation. Every valid change is applied; exit 1 when any policy failed or any
+    object or change had an error, 3 when a policy was refused. --format jsonl prints the
+    audit lines (one JSON line per change attempted) on stdout instead of the text.
+    """
+    from syncctl import deadline
+
+    deadline.set_deadline(timeout)
+    color = use_color(no_color)
+    saved: dict[str, Any] | None = None
+    early: list[PolicyResult] = []
+    if paths and _is_plan_file(paths[0]):
+        saved = read_plan_file(paths[0])
+        early, policies = _saved_policies(saved, paths[0], paths[1:])
     else:
+        policies = load(paths)
+    metrics = MetricsOutput(metrics_file, "apply")
+    audit = open_audit(policies, audit_log, to_stdout=output_format == "jsonl")
+
+    def review(runs: Sequence[PolicyRun], now: datetime) -> None:
+        asking = saved is None and not auto_approve and any(r.result is None for r in runs)
+        if saved is None and (output_format == "text" or asking):
+            # The plan goes where a person reads it: stdout for text, stderr otherwise.
+            echo_block(render(_document(runs, now), "text", color), err=output_format != "text")
+        if asking:
+            _confirm()
+            deadline.set_deadline(timeout)  # the time a person took to answer is not the run's
+
+    settings = ApplySettings(
+        allow_mass_delete=allow_mass_delete,
+        parallelism=parallelism,
+        lock_timeout=lock_timeout,
+        concurrency=concurrency,
+        refresh=refresh,
+    )
+    try:
+        done = apply_policies(
+            policies,
+            settings,
+            audit=audit,
+            metrics=metrics,
+            saved=saved,
+            early=early,
+            review=review,
+        )
+    finally:
+        audit.close()
+    results = done.results
+    debug_traces(ctx, done.traces)
+    if output_format == "json":
+        click.echo(json.dumps(_result_document(results, utc_now()), indent=2, sort_keys=True))
+    elif output_format == "text":
         _print_outcomes(results, color)
     report_failures(results)
     if len(results) > 1 and output_format == "text":

@@ -6,12 +6,19 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from syncctl.batch import DEFAULT_CONCURRENCY
+from syncctl.outcomes import PolicyResult
+
+if TYPE_CHECKING:
+    from syncctl.audit import AuditLog
+    from syncctl.metrics import RunMetrics
+    from syncctl.policy.model import Policy
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -36,8 +43,8 @@ class Duration(click.ParamType[float, Any]):
 
 
 def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--lock-timeout, --concurrency, --timeout, --refresh and --no-color: how a plan or
-    apply runs."""
+    """--lock-timeout, --concurrency, --timeout, --metrics-file, --refresh and --no-color:
+    how a plan, an apply or a watch runs."""
     for option in reversed(
         (
             click.option(
@@ -64,6 +71,12 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
                 help="Overall deadline of the run: requests still waiting then fail.",
             ),
             click.option(
+                "--metrics-file",
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="Write Prometheus metrics of the run there (node_exporter textfile "
+                "format, replaced atomically; see docs/operations.md).",
+            ),
+            click.option(
                 "--refresh",
                 is_flag=True,
                 help="Read Graph in full instead of only what changed since the last run "
@@ -74,6 +87,22 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
     ):
         func = option(func)
     return func
+
+
+def write_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--allow-mass-delete and --parallelism: how ``apply`` and ``watch`` write."""
+    func = click.option(
+        "--parallelism",
+        type=click.IntRange(min=1, max=64),
+        default=8,
+        show_default=True,
+        help="Batches written at once, for targets that allow it.",
+    )(func)
+    return click.option(
+        "--allow-mass-delete",
+        is_flag=True,
+        help="Apply even when the plan exceeds max_deletes / max_disables.",
+    )(func)
 
 
 def no_color_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -149,3 +178,47 @@ class PolicyProgress:
     def close(self) -> None:
         if self._single is not None:
             self._single.finish()
+
+
+class MetricsOutput:
+    """``--metrics-file``: checked before the run starts, written when it ends (also when
+    it ends early on a signal, so an alert sees the failed run). ``serve``: keep the
+    metrics for ``watch --metrics-listen`` even without a file."""
+
+    def __init__(self, path: Path | None, operation: str, *, serve: bool = False) -> None:
+        self.path = path
+        self.operation = operation
+        self.metrics: RunMetrics | None = None
+        if path is not None or serve:
+            from syncctl.metrics import RunMetrics, check_writable
+
+            if path is not None:
+                check_writable(path, "--metrics-file")
+            self.metrics = RunMetrics()
+
+    def write(self, results: Iterable[PolicyResult]) -> None:
+        if self.metrics is None:
+            return
+        self.metrics.record(self.operation, results)
+        if self.path is not None:
+            self.metrics.write_textfile(self.path)
+
+
+def audit_log_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--audit-log",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Append one JSON line per change attempted to this file (default: each "
+        "policy's state.audit_log).",
+    )(func)
+
+
+def open_audit(policies: Sequence[Policy], override: Path | None, *, to_stdout: bool) -> AuditLog:
+    """The run's audit log, its files opened now: an unwritable path fails before anything
+    is planned or applied."""
+    from syncctl.audit import AuditLog, current_actor, new_run_id
+
+    echo = (lambda text: click.echo(text, nl=False)) if to_stdout else None
+    audit = AuditLog(run_id=new_run_id(), actor=current_actor(), override=override, echo=echo)
+    audit.open(policies)
+    return audit

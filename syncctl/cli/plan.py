@@ -17,7 +17,14 @@ from typing import Any
 import click
 
 from syncctl.cli.common import format_option, load
-from syncctl.cli.options import PolicyProgress, echo_block, no_color_option, render, run_options
+from syncctl.cli.options import (
+    MetricsOutput,
+    PolicyProgress,
+    echo_block,
+    no_color_option,
+    render,
+    run_options,
+)
 from syncctl.cli.options import use_color as _use_color
 from syncctl.errors import PlanFileError, SyncctlError
 from syncctl.outcomes import Outcome, PolicyResult, exit_code, summary_row
@@ -55,6 +62,7 @@ def plan(
     concurrency: int,
     timeout: float,
     refresh: bool,
+    metrics_file: Path | None,
 ) -> None:
     """Show what apply would change (PATHS: policy files or directories; default policies/).
 
@@ -69,6 +77,7 @@ def plan(
 
     deadline.set_deadline(timeout)
     policies = load(paths)
+    metrics = MetricsOutput(metrics_file, "plan")
     refused, policies = _check_trusted(policies, trusted)
     now = utc_now()
     runs = [PolicyRun(p, operation="plan", refresh=refresh) for p in policies]
@@ -85,7 +94,10 @@ def plan(
 
     try:
         with open_batch(runs, concurrency=concurrency) as batch:
-            batch.step(plan_one)
+            try:
+                batch.step(plan_one)
+            finally:
+                metrics.write([*batch.results(), *refused])
     finally:
         progress.close()
     results = sorted([*batch.results(), *refused], key=lambda r: r.policy)

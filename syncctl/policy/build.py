@@ -77,6 +77,7 @@ def build_policy(doc: dict[str, Any], path: Path, sha256: str) -> Policy:
             ),
             lock_ttl=parse_duration(state.get("lock_ttl", "6h")),
             backend=_state_backend(state, base),
+            audit_log=_optional_path(base, state.get("audit_log")),
         ),
         writeback=_writeback(doc["writeback"], base) if "writeback" in doc else None,
     )

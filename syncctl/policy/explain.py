@@ -51,7 +51,7 @@ def explain(policy: Policy) -> dict[str, Any]:
             "user": _object_mappings(policy.mappings.user),
             "group": _object_mappings(policy.mappings.group),
         },
-        "state": {"path": str(policy.state.path)},
+        "state": _state(policy),
         "deletion": {
             "out_of_scope": str(deletion.out_of_scope),
             "disabled": str(deletion.disabled),
@@ -68,6 +68,13 @@ def explain(policy: Policy) -> dict[str, Any]:
     if policy.writeback is not None:
         result["writeback"] = _writeback(policy.writeback)
     return result
+
+
+def _state(policy: Policy) -> dict[str, Any]:
+    state: dict[str, Any] = {"path": str(policy.state.path)}
+    if policy.state.audit_log is not None:
+        state["audit_log"] = str(policy.state.audit_log)
+    return state
 
 
 def _path(value: Path | None) -> str | None:

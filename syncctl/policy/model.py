@@ -289,6 +289,7 @@ class StateConfig:
     # How long a lock whose holder cannot be checked (another host) is honoured.
     lock_ttl: timedelta = timedelta(hours=6)
     backend: PostgresState | AzureBlobState | None = None  # None: the local file at ``path``
+    audit_log: Path | None = None  # apply appends one JSON line per change attempted
 
 
 class WritebackMode(StrEnum):

@@ -30,13 +30,21 @@ from syncctl.policy import CheckResult, check_policies, explain
     help="Also sign in to Entra (or load the snapshot) and check that each target answers "
     "and accepts its credentials.",
 )
+@click.option(
+    "--each-directory",
+    is_flag=True,
+    help="Check the whole directory of each PATH, each directory as its own run, as `plan DIR` "
+    "runs it (the pre-commit hook, which passes only the changed files).",
+)
 @click.pass_context
 def validate(
     ctx: click.Context,
+    *,
     paths: tuple[Path, ...],
     show_effective: bool,
     output_format: str,
     online: bool,
+    each_directory: bool,
 ) -> None:
     """Check policy files (default: policies/) without touching the network or any secret.
 
@@ -44,7 +52,10 @@ def validate(
     problem of every file is reported as FILE:LINE:COLUMN: error: message. With --online,
     valid policies are then checked against Entra and their targets (secrets are read).
     """
-    result = check_policies(list(paths) or [Path("policies")])
+    if each_directory and online:
+        raise click.UsageError("--each-directory checks offline only; drop --online")
+    given = list(paths) or [Path("policies")]
+    result = _check_each_directory(given) if each_directory else check_policies(given)
     # Online checks only for a clean run (an invalid policy set is fixed offline first), and
     # before printing: a policy is reported "ok" only for what actually passed.
     checks: dict[str, OnlineCheck] | None = None
@@ -57,6 +68,19 @@ def validate(
         _print_text(result, show_effective, checks)
     if result.errors or (checks is not None and not all(c.ok for c in checks.values())):
         ctx.exit(EXIT_ERROR)
+
+
+def _check_each_directory(paths: list[Path]) -> CheckResult:
+    """Policy names are unique per run, and a run is one directory: a hook that passed only
+    the changed files would miss a new policy reusing the name of an unchanged neighbour, and
+    would refuse two directories (staging/, production/) that rightly share names."""
+    directories = dict.fromkeys(path if path.is_dir() else path.parent for path in paths)
+    merged = CheckResult()
+    for directory in directories:
+        result = check_policies([directory])
+        merged.policies += result.policies
+        merged.diagnostics += result.diagnostics
+    return merged
 
 
 # What the offline checks prove, said in the ok line so nobody reads more into it.

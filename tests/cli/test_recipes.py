@@ -1,6 +1,7 @@
 """The deployment recipes, run as written: the Kubernetes CronJob of ``deploy/kubernetes/``
-and the GitHub Actions workflow of ``deploy/github-actions/syncctl.yml``, through the real
-binary, against a real PostgreSQL and a real Azurite.
+and the GitHub Actions workflow of ``deploy/github-actions/syncctl.yml`` (through the
+steps of the syncctl action, ``action.yml``), through the real binary, against a real
+PostgreSQL and a real Azurite.
 
 What the tests cannot reach is swapped, and only that: the tenant becomes the demo's offline
 snapshot (no Entra from a test) and the target the demo's SQLite database (no production SCIM
@@ -14,10 +15,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import yaml
 
 from tests.cli.binary import REPO, SYNCCTL, run_syncctl
 from tests.contract.state_child import hold_lock
+from tests.packaging.actions_runner import Runner
 from tests.servers.azurite import STATE_ENV, Azurite
 from tests.servers.postgres import PostgresServer
 
@@ -287,117 +287,6 @@ def workflow() -> dict[str, Any]:
     return document
 
 
-EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
-
-
-@dataclass
-class Runner:
-    """A fresh GitHub-hosted runner, enough of one to run the workflow's steps as written:
-    each ``run:`` through bash as Actions does (``bash --noprofile --norc -eo pipefail``),
-    ``actions/checkout`` as a copy of the repository, ``pip install`` skipped (the syncctl
-    under test is already on PATH), other actions (the PR comment) recorded, not run."""
-
-    workspace: Path
-    repository: Path  # the policy repository at the pushed commit
-    base: Path  # the protected base branch
-    secrets: Mapping[str, str]
-    env: Mapping[str, str]  # what the runner's environment holds besides the job's env
-    outputs: dict[str, dict[str, str]] = field(default_factory=dict)
-    ran: dict[str, subprocess.CompletedProcess[str]] = field(default_factory=dict)
-    skipped: list[str] = field(default_factory=list)
-
-    def expand(self, text: str, context: Mapping[str, str]) -> str:
-        def value(match: re.Match[str]) -> str:
-            expression = match.group(1)
-            if expression in context:
-                return context[expression]
-            if expression.startswith("secrets."):
-                return self.secrets.get(expression.removeprefix("secrets."), "")
-            step = re.fullmatch(r"steps\.([\w-]+)\.outputs\.([\w-]+)", expression)
-            if step:
-                return self.outputs.get(step.group(1), {}).get(step.group(2), "")
-            raise AssertionError(f"the test runner does not evaluate ${{{{ {expression} }}}}")
-
-        return EXPRESSION.sub(value, text)
-
-    def condition(self, text: str) -> bool:
-        """The step conditions the workflow uses: comparisons of step outputs, joined by &&."""
-        result = True
-        for part in text.split("&&"):
-            match = re.fullmatch(r"\s*steps\.(\w+)\.outputs\.(\w+)\s*(==|!=)\s*'([^']*)'\s*", part)
-            assert match, f"the test runner does not evaluate `if: {text}`"
-            actual = self.outputs.get(match.group(1), {}).get(match.group(2), "")
-            result &= (actual == match.group(4)) == (match.group(3) == "==")
-        return result
-
-    def run_job(self, workflow: Mapping[str, Any], job: Mapping[str, Any]) -> None:
-        self.workspace.mkdir(parents=True)
-        context = {"github.base_ref": "main"}
-        env = {**workflow.get("env", {}), **job.get("env", {})}
-        for index, step in enumerate(job["steps"]):
-            label = step.get("id") or step.get("uses") or step["run"].splitlines()[0]
-            if "if" in step and not self.condition(step["if"]):
-                continue
-            if "uses" in step:
-                self.uses(step, context)
-                continue
-            if "pip install" in step["run"]:
-                self.skipped.append(label)
-                continue
-            step_env = {
-                k: self.expand(str(v), context) for k, v in {**env, **step.get("env", {})}.items()
-            }
-            output = self.workspace.parent / f"{self.workspace.name}-output-{index}"
-            output.write_text("", encoding="utf-8")
-            base = {k: v for k, v in os.environ.items() if not k.startswith("SYNCCTL_")}
-            done = subprocess.run(
-                [
-                    "bash",
-                    "--noprofile",
-                    "--norc",
-                    "-eo",
-                    "pipefail",
-                    "-c",
-                    self.expand(step["run"], context),
-                ],
-                cwd=self.workspace,
-                env={
-                    **base,
-                    "PATH": f"{Path(SYNCCTL).parent}{os.pathsep}{base['PATH']}",
-                    "NO_COLOR": "1",
-                    "GITHUB_OUTPUT": str(output),
-                    "GITHUB_STEP_SUMMARY": str(
-                        self.workspace.parent / f"{self.workspace.name}-summary.md"
-                    ),
-                    **self.env,
-                    **step_env,
-                },
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
-            assert done.returncode == 0, (
-                f"step {label!r} failed ({done.returncode}):\n{done.stdout}{done.stderr}"
-            )
-            self.ran[label] = done
-            if "id" in step:
-                lines = output.read_text(encoding="utf-8").splitlines()
-                self.outputs[step["id"]] = dict(line.split("=", 1) for line in lines if "=" in line)
-
-    def uses(self, step: Mapping[str, Any], context: Mapping[str, str]) -> None:
-        action = step["uses"]
-        options = {k: self.expand(str(v), context) for k, v in step.get("with", {}).items()}
-        if action.startswith("actions/checkout@"):
-            source = self.base if options.get("ref") == "main" else self.repository
-            destination = self.workspace / options.get("path", ".")
-            shutil.copytree(source, destination, dirs_exist_ok=True)
-        elif action.startswith("actions/setup-python@"):
-            pass  # the test's own Python runs syncctl
-        else:
-            self.skipped.append(action)
-
-
 def test_the_doc_embeds_the_workflow_verbatim() -> None:
     doc = GITOPS_DOC.read_text(encoding="utf-8")
     match = re.search(
@@ -450,25 +339,35 @@ def test_github_actions_recipe_shares_state_through_azure_blob(
 
     env = {STATE_ENV: azurite.connection_string()}
 
-    def runner(name: str) -> Runner:
-        return Runner(tmp_path / name, repository, repository, secrets, env)
+    def runner(name: str, event: str) -> Runner:
+        github = {
+            "event_name": event,
+            "base_ref": "main" if event == "pull_request" else "",
+            "repository": "contoso/policies",
+            "event.pull_request.head.repo.full_name": "contoso/policies",
+            "token": "ghs_test",
+        }
+        return Runner(tmp_path / name, repository, repository, github, secrets, env)
 
-    pull_request = runner("pr-1")
+    pull_request = runner("pr-1", "pull_request")
     pull_request.run_job(flow, plan_job)
-    assert pull_request.outputs["plan"]["code"] == "2"  # changes: nothing applied yet
-    comment = (pull_request.workspace / "plan.md").read_text(encoding="utf-8")
+    assert pull_request.failed is None, pull_request.failed
+    assert pull_request.outputs["syncctl"]["exit-code"] == "2"  # changes: nothing applied yet
+    comment = Path(pull_request.outputs["syncctl"]["plan-file"]).read_text(encoding="utf-8")
     assert example["name"] in comment
-    assert "marocchino/sticky-pull-request-comment@v2" in pull_request.skipped
+    assert any(a == "marocchino/sticky-pull-request-comment@v2" for a, _ in pull_request.actions)
 
-    merged = runner("apply-1")
+    merged = runner("apply-1", "push")
     merged.run_job(flow, apply_job)
-    (applied,) = [done for label, done in merged.ran.items() if label.startswith("syncctl apply")]
+    assert merged.failed is None, merged.failed
+    applied = dict(merged.ran)["syncctl"]
     assert re.search(r"Apply complete: [1-9]\d* applied, 0 already in place", applied.stdout)
 
     # The hourly run lands on another fresh runner: it sees the first one's state.
-    hourly = runner("apply-2")
+    hourly = runner("apply-2", "schedule")
     hourly.run_job(flow, apply_job)
-    (again,) = [done for label, done in hourly.ran.items() if label.startswith("syncctl apply")]
+    assert hourly.failed is None, hourly.failed
+    again = dict(hourly.ran)["syncctl"]
     assert "Apply complete" not in again.stdout and "No changes" in again.stdout
     check = run_syncctl("plan", "--detailed-exitcode", "policies/", cwd=hourly.workspace, **env)
     assert check.returncode == 0, check.stdout + check.stderr
@@ -484,9 +383,9 @@ def test_github_actions_recipe_shares_state_through_azure_blob(
     assert document["managed"]
 
     # A later pull request's plan finds nothing to do: the state followed it too.
-    later = runner("pr-2")
+    later = runner("pr-2", "pull_request")
     later.run_job(flow, plan_job)
-    assert later.outputs["plan"]["code"] == "0"
+    assert later.outputs["syncctl"]["exit-code"] == "0"
 
 
 # --- validation ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ access is taken away before objects disappear):
     4 user disables
     5 user deletes
     6 group deletes
+    7 Entra user updates (writeback), through Graph rather than the target
 
 Inside a phase the changes go to the target in batches of ``Capabilities.max_batch``; batches
 run concurrently (up to ``parallelism``) only when the target says it is ``parallel_safe``.
@@ -34,6 +35,7 @@ from syncctl.plan.values import is_deferred
 from syncctl.targets.base import Outcome, OutcomeStatus, Target
 
 DEFAULT_PARALLELISM = 8
+ENTRA_PHASE = 7
 
 PHASES: tuple[str, ...] = (
     "group writes",
@@ -43,10 +45,13 @@ PHASES: tuple[str, ...] = (
     "user disables",
     "user deletes",
     "group deletes",
+    "entra updates",
 )
 
 
 def phase_of(change: Change) -> int:
+    if change.kind is ChangeKind.ENTRA_USER:
+        return ENTRA_PHASE  # last: Entra is written only once the target's own changes are done
     if change.kind is ChangeKind.MEMBERSHIP:
         return 2 if change.action is Action.REMOVE else 3
     if change.kind is ChangeKind.GROUP:
@@ -129,7 +134,9 @@ def apply_changes(
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
     on_results: ResultsFn | None = None,
+    writeback: Target | None = None,
 ) -> ApplyReport:
+    """``writeback`` writes the ``entra_user`` changes (Graph); the rest go to ``target``."""
     caps = target.capabilities()
     batch_size = max(1, caps.max_batch)
     workers = max(1, parallelism) if caps.parallel_safe else 1
@@ -151,21 +158,24 @@ def apply_changes(
         journal.owned(owned)
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="syncctl-apply") as pool:
-        for phase in phases:
+        for number, phase in enumerate(phases):
             if not phase:
                 continue
             if aborted is not None:
                 results.extend(_not_attempted(phase, aborted))
                 continue
+            writer = writeback if number == ENTRA_PHASE else target
+            if writer is None:
+                raise TargetError("writeback changes to apply, but no Entra writer was given")
             batches = [phase[i : i + batch_size] for i in range(0, len(phase), batch_size)]
             phase_results: list[ChangeResult] = []
 
-            def run(batch: list[Change]) -> list[ChangeResult]:
+            def run(batch: list[Change], writer: Target = writer) -> list[ChangeResult]:
                 stop = should_stop() if should_stop is not None else None
                 if stop is not None:
                     raise _Stopped(stop)
                 prepared = [resolve_deferred(c) for c in batch]
-                outcomes = target.apply(prepared, owner)
+                outcomes = writer.apply(prepared, owner)
                 if len(outcomes) != len(batch):
                     raise TargetError(
                         f"target returned {len(outcomes)} outcomes for {len(batch)} changes"

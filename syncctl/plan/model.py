@@ -28,6 +28,7 @@ class Action(StrEnum):
     ADOPT = "adopt"
     ADD = "add"  # membership
     REMOVE = "remove"  # membership
+    REPORT = "report"  # entra_user in writeback report mode: shown, never written
 
 
 class Reason(StrEnum):
@@ -50,12 +51,18 @@ class Reason(StrEnum):
     TARGET_DRIFT = "target_drift"
     # Inactive on the target although syncctl never disabled it and it is still in scope.
     TARGET_DISABLED = "target_disabled"
+    # Writeback (entra_user): the application's value differs from Entra's.
+    ENTRA_DIFFERS = "entra_differs"
+    PASSWORD_NOT_SET = "password_not_set"  # syncctl has not set this password yet
+    PASSWORD_SECRET_CHANGED = "password_secret_changed"  # the application's secret changed
+    PASSWORD_CHANGED_IN_ENTRA = "password_changed_in_entra"  # someone reset it in Entra
 
 
 class ChangeKind(StrEnum):
     USER = "user"
     GROUP = "group"
     MEMBERSHIP = "membership"
+    ENTRA_USER = "entra_user"  # writeback: a user in Entra, written through Graph
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +127,8 @@ SUMMARY_KEYS = (
     "adopt",
     "member_add",
     "member_remove",
+    "entra_update",  # writeback in enforce mode: Entra users to update
+    "entra_report",  # writeback in report mode: differences from Entra, never written
     "errors",  # objects that could not be planned (not a change: nothing is done to them)
 )
 
@@ -129,6 +138,8 @@ def summarize(changes: tuple[Change, ...], errors: int = 0) -> dict[str, int]:
     for change in changes:
         if change.kind is ChangeKind.MEMBERSHIP:
             counts["member_" + change.action.value] += 1
+        elif change.kind is ChangeKind.ENTRA_USER:
+            counts["entra_" + change.action.value] += 1
         else:
             counts[change.action.value] += 1
     counts["errors"] = errors

@@ -9,11 +9,14 @@ member removal for each group on delete and a member addition on restore.
 from __future__ import annotations
 
 import copy
+import hashlib
+import hmac
 import json
+import os
 import random
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -86,6 +89,12 @@ class EmulatorTenant:
         # those as null, while never-set properties are left out (user-delta.md)
         self.cleared: dict[str, set[str]] = {}
         self.versions: dict[str, int] = {}  # bumped on every write; keys response caches
+        # Passwords set through PATCH /users: user id -> a salted hash and the
+        # forceChangePasswordNextSignIn flag; never the password (``password_matches``).
+        self._passwords: dict[str, PasswordRecord] = {}
+        # For tests: each successful PATCH /users as (user id, sorted property names), the
+        # password listed as "passwordProfile" only (``record_write``).
+        self.writes: list[tuple[str, tuple[str, ...]]] = []
         self._rng = random.Random(f"{seed}:mutations")
         self._shape = 0  # bumped when objects appear or disappear (sorted-id caches)
         self._sorted: dict[str, tuple[tuple[int, int], tuple[str, ...]]] = {}
@@ -212,6 +221,34 @@ class EmulatorTenant:
             user = self._live("user", user_id)
             user["lastPasswordChangeDateTime"] = utc_iso(self.now())
             self._log("user", user_id, ChangeOp.UPSERT, frozenset({"lastPasswordChangeDateTime"}))
+
+    def set_password(self, user_id: str, password: str, *, force_change: bool = False) -> None:
+        """A password reset (PATCH passwordProfile): keeps a salted hash, never the value."""
+        with self.lock:
+            self._live("user", user_id)
+            salt = os.urandom(16)
+            self._passwords[user_id] = PasswordRecord(
+                salt, _password_hash(password, salt), force_change
+            )
+            self.record_password_change(user_id)
+
+    def password_matches(self, user_id: str, candidate: str) -> bool:
+        """Whether ``candidate`` is the password last set for the user through Graph."""
+        with self.lock:
+            record = self._passwords.get(user_id)
+        if record is None:
+            return False
+        return hmac.compare_digest(record.digest, _password_hash(candidate, record.salt))
+
+    def must_change_password(self, user_id: str) -> bool | None:
+        """The forceChangePasswordNextSignIn of the last password set (None: none set)."""
+        with self.lock:
+            record = self._passwords.get(user_id)
+        return None if record is None else record.force_change
+
+    def record_write(self, user_id: str, properties: Iterable[str]) -> None:
+        with self.lock:
+            self.writes.append((user_id, tuple(sorted(properties))))
 
     def soft_delete_user(self, user_id: str) -> None:
         with self.lock:
@@ -460,6 +497,18 @@ class EmulatorTenant:
         self.changes.append(
             Change(self.seq + 1, kind, object_id, op, properties, member_id, member_kind)
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordRecord:
+    salt: bytes
+    digest: bytes
+    force_change: bool
+
+
+def _password_hash(password: str, salt: bytes) -> bytes:
+    # A test double, not a vault: PBKDF2 with few rounds keeps thousands of resets fast.
+    return hashlib.pbkdf2_hmac("sha256", password.encode("utf-8", "surrogatepass"), salt, 1000)
 
 
 _DOCUMENT_KEYS = {

@@ -175,6 +175,19 @@ class GraphClient:
         request = Request(path, params, method="POST")
         return self._send("POST", self._absolute(request.relative_url()), request, body)
 
+    def get(self, request: Request) -> Any:
+        """One object (``/users/{id}?$select=...``), retried like every read; a 404 or any
+        other error raises GraphError (``status`` tells them apart)."""
+        return self._send("GET", self._absolute(request.relative_url()), request, None)
+
+    def patch(self, path: str, body: Mapping[str, Any]) -> None:
+        """One update (``PATCH /users/{id}``): Graph answers 204 No Content. Retried on
+        429/503/504 and dropped connections like a read, which is safe because a PATCH sets
+        values (sending it twice leaves the object as sending it once); any other error
+        raises GraphError. ``body`` is never part of an error."""
+        request = Request(path, method="PATCH")
+        self._send("PATCH", self._absolute(request.relative_url()), request, body)
+
     def map_bounded(self, function: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """Run independent reads at most ``concurrency`` at a time; the first error wins."""
         work = list(items)
@@ -355,6 +368,8 @@ class GraphClient:
             if status in RETRYABLE_STATUS:
                 raise _Retry("status", self._retry_after(answered.get("retry-after"), error), error)
             raise error
+        if status == 204 and method != "GET":
+            return None  # a write's No Content (a read answering 204 is still not JSON)
         try:
             return response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):

@@ -14,7 +14,7 @@ import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
-from syncctl.policy.model import Policy
+from syncctl.policy.model import Policy, WritebackMode
 
 DOCS = "https://learn.microsoft.com/graph/api/"
 READ_ALL = ("Directory.Read.All", "Directory.ReadWrite.All")
@@ -127,7 +127,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "PATCH",
         _path(rf"/users/{_ID}"),
         ("User.ReadWrite.All",),
-        ("Directory.ReadWrite.All",),
+        ("User.ReadUpdate.All", "Directory.ReadWrite.All"),  # ReadUpdate: user-update's newer least
         "to write attributes back to Entra users",
     ),
 )
@@ -144,6 +144,28 @@ USER_PROPERTIES = Endpoint(
     ("User.ReadWrite.All", *READ_ALL),
     "to read the attributes of the users in scope (without it Graph returns them with "
     "limited information)",
+)
+
+
+# The same request with a password in it: user-update's "Permissions for specific scenarios"
+# names User-PasswordProfile.ReadWrite.All the least privileged permission for
+# ``passwordProfile``; User.ReadWrite.All also covers it, Directory.ReadWrite.All does not
+# ("does not allow the app to ... reset user passwords", permissions-reference). In app-only
+# access the app must also hold at least the User Administrator Microsoft Entra role, and
+# Privileged Authentication Administrator to reset the password of a user in a privileged
+# administrator role (``PASSWORD_ROLES``): directory roles, not application permissions, so
+# neither a token's ``roles`` nor this table can tell.
+PASSWORD_PROFILE = Endpoint(
+    "user-update",
+    "PATCH",
+    _path(rf"/users/{_ID}"),
+    ("User-PasswordProfile.ReadWrite.All",),
+    ("User.ReadWrite.All",),
+    "to set the passwords of Entra users (passwordProfile)",
+)
+PASSWORD_ROLES = (
+    "the app also needs at least the User Administrator Microsoft Entra role, and Privileged "
+    "Authentication Administrator for users in privileged administrator roles"
 )
 
 
@@ -192,8 +214,17 @@ def features(policy: Policy) -> tuple[Feature, ...]:
             ),
         ),
     ]
-    if policy.writeback is not None:
-        needed.append(Feature("writeback", (by_page("user-update"),)))
+    writeback = policy.writeback
+    if writeback is not None:
+        # Report mode only reads: the write permissions are needed for what is enforced.
+        enforced = WritebackMode.ENFORCE
+        writes = []
+        if writeback.attributes and writeback.mode is enforced:
+            writes.append(by_page("user-update"))
+        if any(entry.mode is enforced for entry in writeback.passwords):
+            writes.append(PASSWORD_PROFILE)
+        if writes:
+            needed.append(Feature("writeback", tuple(writes)))
     return tuple(needed)
 
 

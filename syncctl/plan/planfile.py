@@ -187,6 +187,8 @@ def _change(change: Change) -> dict[str, Any]:
     }
     if change.kind is ChangeKind.MEMBERSHIP:
         return {**common, "group": change.group, "user": change.user}
+    # Users, groups and entra_user (writeback) changes: the same fields, and the same
+    # redaction of passwords and other secrets in _attribute.
     return {
         **common,
         "source_id": change.source_id,

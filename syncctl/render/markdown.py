@@ -1,8 +1,9 @@
 """The markdown plan: a pull-request comment (CLI.md "Markdown plan").
 
 Title, a red banner when anything is deleted or disabled, the plan is refused or some objects
-could not be planned (errors), the summary,
-the affected objects per action (collapsed when long), the full text plan collapsed. GitHub
+could not be planned (errors), a yellow one when the plan writes to Entra ID (writeback), the
+summary, the affected objects per action (collapsed when long; the writeback updates and the
+report-only differences in their own lists), the full text plan collapsed. GitHub
 rejects comments over 65,536 characters, so the result stays under ``LIMIT`` however large the
 plan: lists and the text plan are cut, with counts of what was left out.
 """
@@ -15,7 +16,13 @@ from typing import Any
 
 from syncctl.plan.addresses import split_object
 from syncctl.render import text
-from syncctl.render.wording import count, reason_text, summary_line
+from syncctl.render.wording import (
+    ENTRA_REPORT_HEADING,
+    ENTRA_UPDATE_HEADING,
+    count,
+    reason_text,
+    summary_line,
+)
 
 LIMIT = 60_000
 COLLAPSE_OVER = 10  # lists longer than this are inside <details>
@@ -29,6 +36,13 @@ SECTIONS = (
     ("enable", "To re-enable"),
     ("member_add", "Members to add"),
     ("member_remove", "Members to remove"),
+    # Writeback: written to Entra, not the target, so after everything the target gets.
+    ("entra_update", ENTRA_UPDATE_HEADING),
+    ("entra_report", ENTRA_REPORT_HEADING),
+)
+# Reasons of an entra_user change that sets a password (the banner counts them apart).
+PASSWORD_REASONS = frozenset(
+    {"password_not_set", "password_secret_changed", "password_changed_in_entra"}
 )
 _TRUNCATED = "... {n} more lines not shown: run `syncctl show` on the saved plan for all of it"
 
@@ -88,9 +102,34 @@ def _banner(plan: Mapping[str, Any]) -> list[str]:
     ]
     if harmful:
         lines.append(f"> This plan will {' and '.join(harmful)}.")
+    return [*_alert("CAUTION", lines), *_alert("WARNING", _entra_warning(plan))]
+
+
+def _entra_warning(plan: Mapping[str, Any]) -> list[str]:
+    """Writing to Entra ID changes the identity every other application trusts: a reviewer
+    must see it before the lists, even when nothing on the target is deleted. Report-only
+    differences write nothing and get no banner (their list says so)."""
+    updates = [
+        c
+        for policy in plan["policies"]
+        for c in policy["changes"]
+        if c["kind"] == "entra_user" and c["action"] != "report"
+    ]
+    if not updates:
+        return []
+    # Users, not changes: a password is a change of its own (entra_user/<upn>/passwordProfile)
+    # next to the user's attribute change. A UPN has no "/", so it is the second segment.
+    users = {c["address"].split("/")[1] for c in updates}
+    passwords = sum(1 for c in updates if c["reason"] in PASSWORD_REASONS)
+    which = f" ({count(passwords, 'password')})" if passwords else ""
+    return [f"> This plan writes to Entra ID: **{count(len(users), 'user')}**{which}."]
+
+
+def _alert(kind: str, lines: Sequence[str]) -> list[str]:
+    """A GitHub alert block (``> [!CAUTION]``), its paragraphs separated; none if empty."""
     if not lines:
         return []
-    out = ["> [!CAUTION]"]
+    out = [f"> [!{kind}]"]
     for index, line in enumerate(lines):
         out += [">", line] if index else [line]
     return [*out, ""]
@@ -99,8 +138,7 @@ def _banner(plan: Mapping[str, Any]) -> list[str]:
 def _policy_lists(policy: Mapping[str, Any], cap: int | None) -> list[str]:
     by_key: dict[str, list[Mapping[str, Any]]] = {key: [] for key, _ in SECTIONS}
     for change in policy["changes"]:
-        key = change["action"]
-        by_key["member_" + key if change["kind"] == "membership" else key].append(change)
+        by_key[_section_key(change)].append(change)
     out: list[str] = []
     for key, heading in SECTIONS:
         changes = by_key[key]
@@ -122,12 +160,29 @@ def _policy_lists(policy: Mapping[str, Any], cap: int | None) -> list[str]:
     return out
 
 
+def _section_key(change: Mapping[str, Any]) -> str:
+    """The summary key a change counts under (``syncctl.plan.model.summarize``'s rule)."""
+    if change["kind"] == "membership":
+        return "member_" + str(change["action"])
+    if change["kind"] == "entra_user":
+        return "entra_" + str(change["action"])
+    return str(change["action"])
+
+
 def _change_item(change: Mapping[str, Any]) -> str:
     address = change["address"]
     if change["kind"] == "membership":
         return f"- {_code(address.removeprefix('membership/'))}"
     kind, _ = split_object(address)
-    return f"- {_code(address)}: {reason_text(change['reason'], kind)}"
+    item = f"- {_code(address)}: {reason_text(change['reason'], kind)}"
+    if kind == "entra_user":
+        # Which Entra attributes: the values stay in the full plan (and redacted ones never
+        # leave it), the names are what a reviewer of a write to Entra looks for first.
+        # A password change's address already ends with its one path: not said twice.
+        paths = [a["path"] for a in change["attributes"]]
+        if paths and paths != [address.rpartition("/")[2]]:
+            item += " (" + ", ".join(_code(path) for path in paths) + ")"
+    return item
 
 
 def _error_item(error: Mapping[str, Any]) -> str:

@@ -10,8 +10,17 @@ ERROR_WIDTH = 100
 HEADERS = ("policy", "outcome", "changes", "errors", "error")
 
 
+# Summary keys whose spelling with spaces would not say what they count.
+LABELS = {"entra_update": "Entra update", "entra_report": "Entra difference reported"}
+
+
 def counts_text(counts: Mapping[str, int]) -> str:
-    return ", ".join(f"{n} {key.replace('_', ' ')}" for key, n in sorted(counts.items())) or "-"
+    return (
+        ", ".join(
+            f"{n} {LABELS.get(key, key.replace('_', ' '))}" for key, n in sorted(counts.items())
+        )
+        or "-"
+    )
 
 
 def _cells(row: Mapping[str, Any]) -> tuple[str, ...]:

@@ -1,7 +1,9 @@
 """The text plan (CLI.md "Text plan"): Terraform's layout, colour only when asked.
 
 Renders the plan document (``plan_to_dict``), never the in-memory Plan, so ``syncctl show``
-of a saved file prints exactly what ``syncctl plan`` printed.
+of a saved file prints exactly what ``syncctl plan`` printed. Writeback (``entra_user``)
+changes come after the target's, in two sections: what will be written to Entra, and what
+report mode only shows.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from typing import Any
 
 from syncctl.plan.addresses import split_membership, split_object
 from syncctl.render.wording import (
+    ENTRA_REPORT_HEADING,
+    ENTRA_REPORT_NOTE,
+    ENTRA_UPDATE_HEADING,
     VERBS,
     count,
     error_banner,
@@ -30,7 +35,9 @@ SYMBOLS = {
     "delete": "-",
     "add": "+",
     "remove": "-",
+    "report": "~",  # writeback report mode: what an update would be, never made
 }
+ENTRA_USER = "entra_user"
 LISTED_AT_MOST = 10  # unmanaged addresses shown before "... and N more"
 INLINE_MEMBERS_AT_MOST = 4
 INLINE_WIDTH = 100
@@ -64,15 +71,39 @@ def _policy(policy: Mapping[str, Any], style: _Style) -> str:
     lines: list[str] = []
     changes = policy["changes"]
     errors = policy.get("errors", ())
-    if changes:
+    # Writeback changes go to Entra, not the target: their own sections, after the target's.
+    on_target = [c for c in changes if c["kind"] != ENTRA_USER]
+    entra_updates = [c for c in changes if c["kind"] == ENTRA_USER and c["action"] != "report"]
+    entra_reports = [c for c in changes if c["kind"] == ENTRA_USER and c["action"] == "report"]
+    if on_target:
         lines += [f"syncctl will perform the following actions for policy {name}:", ""]
-        objects = [c for c in changes if c["kind"] != "membership"]
+        objects = [c for c in on_target if c["kind"] != "membership"]
         for change in objects:
             lines += _object_change(change, policy["name"], style)
             lines.append("")
-        for group, members in _memberships_by_group(changes):
+        for group, members in _memberships_by_group(on_target):
             lines += _membership_change(group, members, style)
             lines.append("")
+    elif changes:
+        # Only writeback: the target itself needs nothing (not "No changes": Entra may).
+        if errors:
+            lines += [
+                f"No changes to the target for the objects of policy {name} that could be planned.",
+                "",
+            ]
+        else:
+            lines += [f"The target already matches policy {name}.", ""]
+    if entra_updates:
+        lines += [style.paint(f"{ENTRA_UPDATE_HEADING} (writeback):", BOLD), ""]
+        for change in entra_updates:
+            lines += _object_change(change, policy["name"], style)
+            lines.append("")
+    if entra_reports:
+        lines += [style.paint(f"{ENTRA_REPORT_HEADING} ({ENTRA_REPORT_NOTE}):", BOLD), ""]
+        for change in entra_reports:
+            lines += _object_change(change, policy["name"], style)
+            lines.append("")
+    if changes:
         lines.append(summary_line(policy["summary"]))
     elif errors:
         # Not "the target already matches": the objects with errors were not even compared.
@@ -92,7 +123,9 @@ def _object_change(change: Mapping[str, Any], policy_name: str, style: _Style) -
     action = change["action"]
     head = f"{style.symbol(action)} {kind} {quote(key)}"
     why = "" if action == "create" else f" ({reason_text(change['reason'], kind)})"
-    comment = f"  # {kind} {quote(key)} will be {VERBS[action]}{why}"
+    # Report mode: what enforce mode would do; the section heading says nothing is written.
+    verb = f"would be {VERBS['update']}" if action == "report" else f"will be {VERBS[action]}"
+    comment = f"  # {kind} {quote(key)} {verb}{why}"
     rows = _attribute_rows(change, style)
     if action == "disable":
         return [comment, f"  {head} {{ active = true -> false }}"]

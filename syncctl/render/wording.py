@@ -37,7 +37,17 @@ REASONS = {
     "member_in_scope": "member in scope",
     "member_left": "member left",
     "group_left_scope": "no longer selected by source.groups",
+    # Writeback (entra_user): the application is the source of these values, Entra the target.
+    "entra_differs": "the application's value differs from Entra",
+    "password_not_set": "password not yet set by syncctl",
+    "password_secret_changed": "the password secret changed",
+    "password_changed_in_entra": "the password was changed in Entra since syncctl set it",
 }
+
+# Headings of the two writeback sections (text and markdown plans).
+ENTRA_UPDATE_HEADING = "Entra will be updated"
+ENTRA_REPORT_HEADING = "Differences from Entra, reported only"
+ENTRA_REPORT_NOTE = "writeback mode report; nothing is written"
 
 
 def reason_text(reason: str, kind: str) -> str:
@@ -55,7 +65,8 @@ def error_banner(errors: int) -> str:
 
 
 def summary_line(summary: Mapping[str, int]) -> str:
-    """``Plan: 1 to create, ...`` as CLI.md shows it; adopt/enable only when they happen."""
+    """``Plan: 1 to create, ...`` as CLI.md shows it; adopt/enable and the writeback counts
+    only when they happen, so a plan without writeback reads exactly as it always did."""
     parts = [f"{summary['create']} to create"]
     if summary["adopt"]:
         parts.append(f"{summary['adopt']} to adopt")
@@ -68,6 +79,14 @@ def summary_line(summary: Mapping[str, int]) -> str:
         count(summary["member_add"], "member") + " to add",
         count(summary["member_remove"], "member") + " to remove",
     ]
+    # .get: a document from before writeback has no entra_* keys (the schema now requires
+    # them, but a renderer should not be the place that fails on one).
+    # Counts of changes, not of users: a password is a change of its own
+    # (entra_user/<upn>/passwordProfile), so "N Entra users" would count some users twice.
+    if summary.get("entra_update", 0):
+        parts.append(f"{summary['entra_update']} to update in Entra")
+    if summary.get("entra_report", 0):
+        parts.append(count(summary["entra_report"], "Entra difference") + " reported")
     return "Plan: " + ", ".join(parts) + "."
 
 

@@ -76,15 +76,21 @@ def test_every_scenario_folder_is_complete() -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_golden_plan(name: str) -> None:
     folder = SCENARIOS / name
-    document = build(folder)
+    assert_golden(folder, build(folder), name)
+
+
+def assert_golden(folder: Path, document: dict[str, Any], label: str) -> None:
+    """Every rendering of ``document`` equals its file in ``folder`` (written first with
+    UPDATE_GOLDEN=1); the JSON also matches the plan schema."""
     rendered = outputs(document)
     jsonschema.validate(json.loads(rendered["plan.json"]), plan_schema())
     if UPDATE:
+        folder.mkdir(parents=True, exist_ok=True)
         for file, content in rendered.items():
             (folder / file).write_text(content, encoding="utf-8")
     for file, content in rendered.items():
         expected = (folder / file).read_text(encoding="utf-8")
-        assert content == expected, f"{name}/{file} differs (UPDATE_GOLDEN=1 to regenerate)"
+        assert content == expected, f"{label}/{file} differs (UPDATE_GOLDEN=1 to regenerate)"
 
 
 @pytest.mark.parametrize("name", NAMES)

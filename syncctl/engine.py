@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -22,19 +21,28 @@ from syncctl.apply.applier import ProgressFn, ResultsFn, StopFn
 from syncctl.errors import EXIT_REFUSED, LockHeldError, LostStateError, SyncctlError
 from syncctl.model import SourceSnapshot, TargetObject, TargetSnapshot
 from syncctl.outcomes import Outcome, PolicyResult, apply_outcome, plan_outcome
-from syncctl.ownership import Claim, candidates, lost_state_message, proven_claims
-from syncctl.plan.model import Change, PolicyPlan
+from syncctl.ownership import (
+    Claim,
+    candidates,
+    lost_state_message,
+    managed_on_target,
+    only_managed,
+    proven_claims,
+)
+from syncctl.plan.model import Action, Change, PolicyPlan
 from syncctl.policy.model import Policy
 from syncctl.redaction import mask
 from syncctl.source.progress import Progress
 
 if TYPE_CHECKING:
+    from syncctl.plan.writeback import EntraAccount
     from syncctl.source.incremental import SourceSync, SyncedSlice
 from syncctl import source_state
 from syncctl.state import LastRun, State
 from syncctl.state.backend import HeldLock, StateBackend, open_backend
 from syncctl.state.store import iso
 from syncctl.targets.base import Target, change_marker, open_target
+from syncctl.writeback_run import entra_writer, read_password_accounts, sets_passwords
 
 Clock = Callable[[], datetime]
 SourceReader = Callable[..., SourceSnapshot]
@@ -67,6 +75,7 @@ class PolicyRun:
         self._started = clock()
         self._synced: SyncedSlice | None = None  # this run's Graph read, when cached
         self._sync_session: SourceSync | None = None  # counts this run's Graph requests
+        self._accounts: list[EntraAccount] = []  # the users of writeback.passwords, as read
         self.backend: StateBackend | None = None
         self.lock: HeldLock | None = None
         self.state: State | None = None
@@ -134,7 +143,8 @@ class PolicyRun:
         state = self._state()
         with source_sync(self.policy, progress) as sync:
             synced = self._sync(sync, now)
-            marker = change_marker(self._target())
+            # A password secret can change without any input here changing: always plan those.
+            marker = None if sets_passwords(self.policy) else change_marker(self._target())
             inputs, hashed = None, None
             if marker is not None:
                 kept = self._keep(synced, now, save=False)  # the run's end saves it
@@ -145,12 +155,13 @@ class PolicyRun:
                     self.plan = quiet
                     return
             snapshot = self._target().read(self.name, sorted(state.managed))
-            on_target = _managed_on_target(snapshot, self.name)
+            on_target = managed_on_target(snapshot, self.name)
             found = self._lost_candidates(snapshot, state)
             managed_ids = state.managed | on_target
             source = sync.evaluate(synced, sorted(managed_ids | found.keys()))
             self._refuse_lost(self._claims(found, source))
-            source = _only_managed(source, managed_ids)
+            source = only_managed(source, managed_ids)
+            self._accounts = read_password_accounts(self.policy, sync.graph)
             kept = self._keep(synced, now)
             if marker is None or not on_target <= state.managed:
                 inputs = None  # read for ids the state lacks: not the state's plan to reuse
@@ -182,6 +193,8 @@ class PolicyRun:
             disabled_at=state.disabled_at,
             synced=state.synced,
             now=now,
+            accounts=self._accounts,
+            passwords=state.passwords,
         )
 
     def _sync(self, sync: SourceSync, now: datetime) -> SyncedSlice:
@@ -224,7 +237,7 @@ class PolicyRun:
         state = self._state()
         target = self._target()
         snapshot = target.read(self.name, sorted(state.managed))
-        managed_ids = state.managed | _managed_on_target(snapshot, self.name)
+        managed_ids = state.managed | managed_on_target(snapshot, self.name)
         found = self._lost_candidates(snapshot, state, look_for_lost=look_for_lost)
         if self._cached_source():
             from syncctl.source.incremental import source_sync
@@ -236,7 +249,7 @@ class PolicyRun:
         else:
             reader = self._source_reader()
             source = reader(self.policy, sorted(managed_ids | found.keys()), progress=progress)
-        return snapshot, _only_managed(source, managed_ids), self._claims(found, source)
+        return snapshot, only_managed(source, managed_ids), self._claims(found, source)
 
     def _lost_candidates(
         self, snapshot: TargetSnapshot, state: State, *, look_for_lost: bool = False
@@ -272,22 +285,29 @@ class PolicyRun:
         on_results: ResultsFn | None = None,
     ) -> ApplyReport:
         """Write ``changes`` to the target, journalling ownership and timers in the state;
-        ``on_results`` hears each phase's results once they are journalled (audit log)."""
+        ``on_results`` hears each phase's results once they are journalled (audit log).
+        Writeback changes go to Entra through Graph; ``report`` ones are never written."""
+        changes = [c for c in changes if c.action is not Action.REPORT]
         journal = StateJournal(self._save, self._state())
-        try:
-            self.report = apply_changes(
-                changes,
-                self._target(),
-                owner=self.name,
-                journal=journal,
-                clock=self._clock,
-                parallelism=parallelism,
-                progress=progress,
-                should_stop=should_stop,
-                on_results=on_results,
-            )
-        finally:
-            self.state = journal.state
+        with entra_writer(self.policy, self._accounts, changes) as writer:
+            try:
+                self.report = apply_changes(
+                    changes,
+                    self._target(),
+                    owner=self.name,
+                    journal=journal,
+                    clock=self._clock,
+                    parallelism=parallelism,
+                    progress=progress,
+                    should_stop=should_stop,
+                    on_results=on_results,
+                    writeback=writer,
+                )
+            finally:
+                self.state = journal.state
+                if writer is not None and writer.password_records:
+                    self.state = self.state.with_passwords(dict(writer.password_records))
+                    self._save(self.state)
         return self.report
 
     # -- endings ---------------------------------------------------------------------------
@@ -403,18 +423,3 @@ class PolicyRun:
 
             self._read_source = read_source
         return self._read_source
-
-
-def _only_managed(source: SourceSnapshot, managed_ids: frozenset[str]) -> SourceSnapshot:
-    """Ids looked up only to tell whose they are: the planner sees the managed ids alone."""
-    if source.removed.keys() <= managed_ids:
-        return source
-    return replace(source, removed={k: v for k, v in source.removed.items() if k in managed_ids})
-
-
-def _managed_on_target(snapshot: TargetSnapshot, owner: str) -> frozenset[str]:
-    return frozenset(
-        o.external_id
-        for o in (*snapshot.users, *snapshot.groups)
-        if o.managed_by == owner and o.external_id is not None
-    )

@@ -196,5 +196,22 @@ def source_attributes(policy: Policy) -> dict[ObjectKind, frozenset[str]]:
         needed |= Mapper(policy.name, mappings, kind).source_attributes
         if kind is ObjectKind.USER:
             needed |= {c.attribute.split(".", 1)[0] for f in policy.source.filters for c in f}
+            if policy.writeback is not None:  # Entra's values, to compare with the target's
+                needed |= {m.target for m in policy.writeback.attributes}
         result[kind] = frozenset(needed)
     return result
+
+
+def target_paths(policy: Policy, kind: ObjectKind) -> tuple[str, ...]:
+    """The flat SCIM paths a target read must expose for ``kind``: the mapped ones, the match
+    paths, the key, and (users) what writeback expressions read from the target."""
+    from syncctl.expressions import parse
+    from syncctl.expressions.ast import Attribute, walk
+
+    mappings = policy.mappings.user if kind is ObjectKind.USER else policy.mappings.group
+    paths = {m.target for m in mappings.attributes} | set(mappings.match) | {KEY_PATH[kind]}
+    if kind is ObjectKind.USER and policy.writeback is not None:
+        for mapping in policy.writeback.attributes:
+            tree = parse(mapping.expression)
+            paths |= {n.name for n in walk(tree) if isinstance(n, Attribute)}
+    return tuple(sorted(paths))

@@ -20,7 +20,7 @@ is never claimed.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from syncctl.model import ObjectKind, RemovalReason, SourceSnapshot, TargetObject, TargetSnapshot
 from syncctl.policy.model import is_object_id
@@ -89,3 +89,19 @@ def lost_state_message(policy_file: str, location: str, claims: list[Claim]) -> 
         "nothing planned. Restore the state, or claim them with: "
         f"syncctl state recover {policy_file}"
     )
+
+
+def managed_on_target(snapshot: TargetSnapshot, owner: str) -> frozenset[str]:
+    """The Entra ids of the target objects ``owner`` manages (the target's own record)."""
+    return frozenset(
+        o.external_id
+        for o in (*snapshot.users, *snapshot.groups)
+        if o.managed_by == owner and o.external_id is not None
+    )
+
+
+def only_managed(source: SourceSnapshot, managed_ids: frozenset[str]) -> SourceSnapshot:
+    """Ids looked up only to tell whose they are: the planner sees the managed ids alone."""
+    if source.removed.keys() <= managed_ids:
+        return source
+    return replace(source, removed={k: v for k, v in source.removed.items() if k in managed_ids})

@@ -53,13 +53,16 @@ class CompiledExpression:
     redacted: bool  # uses Redact
 
 
-def check(text: str, *, on_create: bool) -> list[tuple[int, str]]:
+_SCIM_ONLY = frozenset(":[")
+
+
+def check(text: str, *, on_create: bool, target_paths: bool = False) -> list[tuple[int, str]]:
     """Every problem in ``text`` as (1-based column, message); [] when it is valid."""
     try:
         tree = parse(text)
     except ExpressionSyntaxError as exc:
         return [(exc.column, exc.message)]
-    return check_tree(tree, on_create=on_create)
+    return check_tree(tree, on_create=on_create, target_paths=target_paths)
 
 
 def _did_you_mean(name: str) -> str:
@@ -70,12 +73,22 @@ def _did_you_mean(name: str) -> str:
     return f' (did you mean "{close[0]}"?)' if close else ""
 
 
-def check_tree(tree: Expr, *, on_create: bool) -> list[tuple[int, str]]:
+def check_tree(tree: Expr, *, on_create: bool, target_paths: bool = False) -> list[tuple[int, str]]:
+    """``target_paths``: attributes are the target's SCIM paths (writeback), which may hold
+    schema URNs and value filters; Graph property names may not."""
     problems: list[tuple[int, str]] = []
     allowed_top: set[int] = {id(tree)}
     if isinstance(tree, Call) and tree.name == "Redact" and len(tree.args) == 1:
         allowed_top.add(id(tree.args[0]))
     for node in walk(tree):
+        if isinstance(node, Attribute) and not target_paths and _SCIM_ONLY & set(node.name):
+            problems.append(
+                (
+                    node.column,
+                    f'"{node.name}" is not a Microsoft Graph property name (SCIM paths '
+                    "belong in writeback expressions, which read the target)",
+                )
+            )
         if isinstance(node, Call):
             spec = FUNCTIONS.get(node.name)
             if spec is None:
@@ -116,10 +129,12 @@ def check_tree(tree: Expr, *, on_create: bool) -> list[tuple[int, str]]:
     return sorted(set(problems))
 
 
-def compile_expression(text: str, *, on_create: bool = True) -> CompiledExpression:
+def compile_expression(
+    text: str, *, on_create: bool = True, target_paths: bool = False
+) -> CompiledExpression:
     """Parse, check and compile; the first problem is raised as ExpressionSyntaxError."""
     tree = parse(text)
-    problems = check_tree(tree, on_create=on_create)
+    problems = check_tree(tree, on_create=on_create, target_paths=target_paths)
     if problems:
         column, message = problems[0]
         raise ExpressionSyntaxError(message, column)
@@ -159,6 +174,8 @@ def _attribute(name: str) -> Evaluator:
     head, *rest = name.split(".")
 
     def nested(env: Env) -> Any:
+        if name in env:  # a flat SCIM path of the target (writeback): name.givenName
+            return env[name]
         value = env.get(head)
         for part in rest:
             if not isinstance(value, Mapping):

@@ -33,7 +33,9 @@ MAX_DEPTH = 64  # deeper nesting is certainly a mistake, and keeps recursion bou
 
 _NAME_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
 _NAME_CHARS = _NAME_START | frozenset("0123456789")
-_ATTRIBUTE_CHARS = _NAME_CHARS | frozenset(".-$#@")
+# ":" for SCIM schema URNs (urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:...),
+# which only writeback expressions (over the target's attributes) may use.
+_ATTRIBUTE_CHARS = _NAME_CHARS | frozenset(".-$#@:")
 _DIGITS = frozenset("0123456789")
 _HEX = frozenset("0123456789abcdefABCDEF")
 _SPACE = frozenset(" \t\r\n")
@@ -116,8 +118,13 @@ class _Parser:
         start = self.pos
         self.pos += 1
         text, pos = self.text, self.pos
-        while pos < len(text) and text[pos] in _ATTRIBUTE_CHARS:
-            pos += 1
+        while pos < len(text):
+            if text[pos] in _ATTRIBUTE_CHARS:
+                pos += 1
+            elif text[pos] == "[":  # a SCIM value filter: [phoneNumbers[type eq "work"].value]
+                pos = self._filter_end(pos)
+            else:
+                break
         name = text[self.pos : pos]
         if pos >= len(text):
             raise self.fail("unterminated attribute: missing ]", start)
@@ -127,6 +134,22 @@ class _Parser:
             raise self.fail("attribute name must start with a letter or _", start + 1)
         self.pos = pos + 1
         return Attribute(name, start + 1)
+
+    def _filter_end(self, start: int) -> int:
+        """Just past the ``]`` that closes the filter opening at ``start`` (quotes skipped)."""
+        text, pos = self.text, start + 1
+        while pos < len(text):
+            char = text[pos]
+            if char == '"':
+                pos += 1
+                while pos < len(text) and text[pos] != '"':
+                    pos += 2 if text[pos] == "\\" else 1
+            elif char == "]":
+                return pos + 1
+            elif char == "[":
+                raise self.fail('unexpected "[" inside an attribute filter', pos)
+            pos += 1
+        raise self.fail("unterminated attribute filter: missing ]", start)
 
     def string(self) -> str:
         start = self.pos

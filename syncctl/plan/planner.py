@@ -29,7 +29,7 @@ docs/plans.md:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
@@ -41,7 +41,9 @@ from syncctl.plan.model import Change, ManagedCounts, PolicyPlan
 from syncctl.plan.objects import MappedObjectLike, ObjectMapper, ObjectPlanner
 from syncctl.plan.safety import check_safety
 from syncctl.plan.unicode import norm_key
+from syncctl.plan.writeback import EntraAccount, plan_writeback
 from syncctl.policy.model import Policy, ScimTarget, SqliteTarget
+from syncctl.secrethash import PasswordSet
 
 __all__ = ["MappedObjectLike", "Mappers", "ObjectMapper", "plan_policy", "target_description"]
 
@@ -70,6 +72,8 @@ def plan_policy(
     now: datetime,
     mappers: Mappers | None = None,
     synced: Mapping[str, str] | None = None,
+    accounts: Sequence[EntraAccount] = (),
+    passwords: Mapping[str, PasswordSet] | None = None,
 ) -> PolicyPlan:
     """The changes that make ``target`` hold what ``policy`` wants of ``source``.
 
@@ -78,6 +82,8 @@ def plan_policy(
     target. ``synced``: Entra id -> ``Change.synced`` of the last change syncctl applied to
     that object (from the state), to tell target drift from Entra changes; objects without
     one read as changed in Entra. ``mappers`` replaces the policy's compiled mappings (tests).
+    ``accounts`` (the users of ``writeback.passwords``, as Graph answered) and ``passwords``
+    (what syncctl set, from the state) feed the writeback changes (``syncctl.plan.writeback``).
     """
     mappers = mappers or default_mappers(policy)
     protected = frozenset(norm_key(p) for p in policy.deletion.protected)
@@ -106,9 +112,17 @@ def plan_policy(
     groups.plan_group_removals(source.removed)
 
     memberships = plan_memberships(users, groups, in_scope_members, target.members)
+    written, writeback_errors = plan_writeback(
+        policy, source.users, target.users, accounts=accounts, passwords=passwords
+    )
 
-    # Users, then groups, then memberships (each list holds one kind), each by address.
-    changes = (*_in_order(users.changes), *_in_order(groups.changes), *_in_order(memberships))
+    # Users, groups, memberships, then Entra users (each list holds one kind), by address.
+    changes = (
+        *_in_order(users.changes),
+        *_in_order(groups.changes),
+        *_in_order(memberships),
+        *_in_order(written),
+    )
     managed = ManagedCounts(
         users=len(users.managed),
         groups=len(groups.managed),
@@ -124,7 +138,12 @@ def plan_policy(
         changes=changes,
         unmanaged=tuple(sorted({*users.unmanaged_addresses(), *groups.unmanaged_addresses()})),
         refused=refused,
-        errors=tuple(sorted([*users.errors, *groups.errors], key=lambda e: (e.address, e.message))),
+        errors=tuple(
+            sorted(
+                [*users.errors, *groups.errors, *writeback_errors],
+                key=lambda e: (e.address, e.message),
+            )
+        ),
         managed=managed,
     )
 

@@ -279,6 +279,7 @@ def _writeback(raw: dict[str, Any], base: Path) -> Writeback:
                 user=entry["user"],
                 secret=_secret(entry["secret"], base),
                 mode=WritebackMode(entry.get("mode", "report")),
+                force_change_next_sign_in=bool(entry.get("force_change_next_sign_in", False)),
             )
             for entry in raw.get("passwords", [])
         ),

@@ -61,7 +61,7 @@ def semantic_problems(document: dict[str, Any], policy_dir: Path) -> list[Proble
     problems += _source(document.get("source"))
     problems += _target(document.get("target"))
     problems += _mappings(document.get("mappings"))
-    problems += _writeback(document.get("writeback"))
+    problems += _writeback(document)
     problems += _state(document.get("state"))
     return problems
 
@@ -344,34 +344,94 @@ def _mapping(path: JsonPath, kind: str, mapping: object) -> Iterator[Problem]:
         yield from _expression((*path, "value"), mapping["value"], on_create=on_create)
 
 
-def _writeback(writeback: object) -> Iterator[Problem]:
+def _writeback(document: dict[str, Any]) -> Iterator[Problem]:
+    writeback = document.get("writeback")
     if not isinstance(writeback, dict):
         return
-    yield Problem(
-        ("writeback",),
-        "writeback is reserved: it is validated but not yet acted on",
-        at_key=True,
-        severity="warning",
-    )
+    tenant = document.get("tenant")
+    if isinstance(tenant, dict) and "snapshot" in tenant:
+        yield Problem(
+            ("writeback",),
+            "writeback: needs a Microsoft Graph tenant, not tenant.snapshot (it reads and "
+            "writes Entra users)",
+            at_key=True,
+        )
     attributes = writeback.get("attributes")
+    if not isinstance(attributes, dict):
+        return
+    mapped = _user_mappings_always(document.get("mappings"))
+    for name, expression in attributes.items():
+        if not isinstance(expression, str):
+            continue
+        path = ("writeback", "attributes", name)
+        problems = list(_expression(path, expression, on_create=False, target_paths=True))
+        yield from problems
+        if problems:
+            continue
+        for target_path in sorted(_target_paths_read(expression)):
+            if name in mapped.get(target_path, frozenset()):
+                yield Problem(
+                    path,
+                    f"writeback.attributes.{name}: writes Entra's {name} from the target's "
+                    f"{target_path}, which mappings.user.attributes.{target_path} sets from "
+                    f"[{name}] on every run (apply: always): the two would loop; map it with "
+                    "apply: on_create, or write back another attribute",
+                    at_key=True,
+                )
+
+
+def _user_mappings_always(mappings: object) -> dict[str, frozenset[str]]:
+    """Target path -> the Graph properties its user mapping reads, for mappings applied on
+    every run (the defaults when the policy maps no user attributes)."""
+    section = mappings.get("user") if isinstance(mappings, dict) else None
+    attributes = section.get("attributes") if isinstance(section, dict) else None
+    if attributes is None:
+        return {m.target: _graph_names(m.expression) for m in DEFAULT_USER_ATTRIBUTES}
+    found: dict[str, frozenset[str]] = {}
     if isinstance(attributes, dict):
-        for name, expression in attributes.items():
+        for target_path, mapping in attributes.items():
+            expression = mapping
+            if isinstance(mapping, dict):
+                if mapping.get("apply") == "on_create":
+                    continue
+                expression = mapping.get("value")
             if isinstance(expression, str):
-                path = ("writeback", "attributes", name)
-                yield from _expression(path, expression, on_create=False)
+                found[str(target_path)] = _graph_names(expression)
+    return found
 
 
-def _expression(path: JsonPath, text: str, *, on_create: bool) -> Iterator[Problem]:
+def _graph_names(text: str) -> frozenset[str]:
+    from syncctl.errors import ExpressionSyntaxError
+    from syncctl.expressions import parse, referenced_attributes
+
+    try:
+        return referenced_attributes(parse(text))
+    except ExpressionSyntaxError:
+        return frozenset()  # reported where the mapping is checked
+
+
+def _target_paths_read(text: str) -> frozenset[str]:
+    from syncctl.expressions import parse
+    from syncctl.expressions.ast import Attribute, walk
+
+    return frozenset(n.name for n in walk(parse(text)) if isinstance(n, Attribute))
+
+
+def _expression(
+    path: JsonPath, text: str, *, on_create: bool, target_paths: bool = False
+) -> Iterator[Problem]:
     if not text:
         return  # the schema reports empty expressions
-    for column, message in _check_expression(text, on_create=on_create):
+    for column, message in _check_expression(text, on_create=on_create, target_paths=target_paths):
         yield Problem(path, f"{describe_path(path)}: {message}", expression_column=max(column, 1))
 
 
-def _check_expression(text: str, *, on_create: bool) -> list[tuple[int, str]]:
+def _check_expression(
+    text: str, *, on_create: bool, target_paths: bool = False
+) -> list[tuple[int, str]]:
     from syncctl import expressions
 
-    return expressions.check(text, on_create=on_create)
+    return expressions.check(text, on_create=on_create, target_paths=target_paths)
 
 
 def _validate_scim_path(path: str, kind: str) -> str | None:

@@ -193,7 +193,12 @@ def _writeback(writeback: Writeback) -> dict[str, Any]:
         "mode": str(writeback.mode),
         "attributes": {m.target: m.expression for m in writeback.attributes},
         "passwords": [
-            {"user": entry.user, "secret": _secret(entry.secret), "mode": str(entry.mode)}
+            {
+                "user": entry.user,
+                "secret": _secret(entry.secret),
+                "mode": str(entry.mode),
+                "force_change_next_sign_in": entry.force_change_next_sign_in,
+            }
             for entry in writeback.passwords
         ],
     }

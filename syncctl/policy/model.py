@@ -299,14 +299,15 @@ class WritebackMode(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class PasswordWriteback:
-    user: str
+    user: str  # userPrincipalName or object id
     secret: SecretRef
     mode: WritebackMode = WritebackMode.REPORT
+    force_change_next_sign_in: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Writeback:
-    """Reserved: parsed and validated, not yet acted on."""
+    """Values the application owns, written back to Entra (``syncctl.plan.writeback``)."""
 
     mode: WritebackMode = WritebackMode.REPORT
     attributes: tuple[AttributeMapping, ...] = ()

@@ -30,6 +30,7 @@ from typing import Any
 from syncctl.errors import SyncctlError
 from syncctl.fileio import write_text_atomic
 from syncctl.jsontext import indented_json
+from syncctl.secrethash import PasswordSet
 
 # 2 added ``tenant``; 3 added ``source_cache``. Older documents are migrated forward on load;
 # a newer one is refused (an older syncctl must not drop what it does not understand).
@@ -120,6 +121,8 @@ class State:
     synced: Mapping[str, str] = field(default_factory=dict)  # Entra id -> Change.synced
     tenant: str | None = None  # the policy's tenant.id; None in a migrated version 1 state
     source_cache: SourceCache | None = None
+    # Writeback: Entra id -> the password syncctl last set there (a digest, never the value).
+    passwords: Mapping[str, PasswordSet] = field(default_factory=dict)
 
     def blob_names(self) -> tuple[str, ...]:
         """The backend blobs this state refers to (``migrate`` copies them, saves keep them)."""
@@ -154,6 +157,11 @@ class State:
             self, disabled_at={k: v for k, v in self.disabled_at.items() if k not in back}
         )
 
+    def with_passwords(self, records: Mapping[str, PasswordSet]) -> State:
+        if not records:
+            return self
+        return replace(self, passwords={**self.passwords, **records})
+
     def for_tenant(self, tenant: str) -> State:
         return self if self.tenant == tenant else replace(self, tenant=tenant)
 
@@ -179,7 +187,13 @@ class State:
             "delta_links": {k: self.delta_links[k] for k in sorted(self.delta_links)},
             "synced": {k: self.synced[k] for k in sorted(self.synced)},
             "source_cache": None if self.source_cache is None else self.source_cache.to_dict(),
-        }
+        } | self._passwords_dict()
+
+    def _passwords_dict(self) -> dict[str, Any]:
+        # Only when there are some: states without writeback stay as they were.
+        if not self.passwords:
+            return {}
+        return {"passwords": {k: self.passwords[k].to_dict() for k in sorted(self.passwords)}}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str) -> State:
@@ -206,6 +220,10 @@ class State:
                 source_cache=None
                 if data.get("source_cache") is None
                 else SourceCache.from_dict(data["source_cache"]),
+                passwords={
+                    str(k): PasswordSet.from_dict(v)
+                    for k, v in dict(data.get("passwords") or {}).items()
+                },
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise StateError(f"{where}: malformed state document ({exc})") from None

@@ -19,7 +19,8 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from syncctl.errors import TargetError
-from syncctl.model import TargetSnapshot
+from syncctl.mapping import target_paths
+from syncctl.model import ObjectKind, TargetSnapshot
 from syncctl.plan.model import Action, Change, ChangeKind
 from syncctl.policy.model import Policy, ScimTarget
 from syncctl.targets import scim_bulk, scim_create, scim_filter, scim_members, scim_read
@@ -48,8 +49,8 @@ class ScimDirectory:
             raise TargetError(f"policy {policy.name}: target is not of type scim")
         self._http = ScimHttp(policy.target, max_connections=max(1, parallelism))
         self._ctx = ScimContext(policy, self._http, bulk=bulk)
-        self._user_paths = tuple(m.target for m in policy.mappings.user.attributes)
-        self._group_paths = tuple(m.target for m in policy.mappings.group.attributes)
+        self._user_paths = target_paths(policy, ObjectKind.USER)
+        self._group_paths = target_paths(policy, ObjectKind.GROUP)
 
     # -- discovery ---------------------------------------------------------------------------
 

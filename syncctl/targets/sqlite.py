@@ -25,13 +25,14 @@ import threading
 from collections.abc import Collection, Sequence
 
 from syncctl.errors import TargetError
+from syncctl.mapping import target_paths
 from syncctl.model import ObjectKind, TargetSnapshot
 from syncctl.plan.model import Change
 from syncctl.policy.model import Policy, SqliteTarget
 from syncctl.targets.base import Capabilities, Outcome
 from syncctl.targets.sqlite_marker import MarkerReader
 from syncctl.targets.sqlite_merge import merge_resource
-from syncctl.targets.sqlite_read import paths_of, read_snapshot
+from syncctl.targets.sqlite_read import read_snapshot
 from syncctl.targets.sqlite_schema import (
     KEY_PATH,
     MIGRATIONS,
@@ -60,8 +61,8 @@ class SqliteDirectory:
             raise TargetError(f'policy "{policy.name}": target is not sqlite')
         self.path = policy.target.path
         self._paths = {
-            ObjectKind.USER: paths_of(policy, ObjectKind.USER),
-            ObjectKind.GROUP: paths_of(policy, ObjectKind.GROUP),
+            ObjectKind.USER: target_paths(policy, ObjectKind.USER),
+            ObjectKind.GROUP: target_paths(policy, ObjectKind.GROUP),
         }
         self._conn: sqlite3.Connection | None = None
         self._marker = MarkerReader()

@@ -10,16 +10,8 @@ from typing import Any
 
 from syncctl.errors import TargetError
 from syncctl.model import ObjectKind, TargetObject, TargetSnapshot
-from syncctl.policy.model import Policy
 from syncctl.scimpath import from_resource
 from syncctl.targets.sqlite_schema import KEY_PATH, TABLE
-
-
-def paths_of(policy: Policy, kind: ObjectKind) -> tuple[str, ...]:
-    """The flat paths a read exposes for ``kind``: mapped targets, match paths and the key."""
-    mappings = policy.mappings.user if kind is ObjectKind.USER else policy.mappings.group
-    paths = {m.target for m in mappings.attributes} | set(mappings.match) | {KEY_PATH[kind]}
-    return tuple(sorted(paths))
 
 
 def read_snapshot(

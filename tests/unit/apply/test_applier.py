@@ -163,7 +163,7 @@ def test_phases_run_in_the_documented_order(recorder: Recorder, tmp_path: Path) 
     ]
     assert all(o.status is OutcomeStatus.APPLIED for _, o in results), results
     assert [phase_of(c) for c in sorted(changes, key=phase_of)] == sorted(map(phase_of, changes))
-    assert len(PHASES) == 7
+    assert len(PHASES) == 8  # the last: Entra user updates (writeback)
 
 
 def test_batches_never_exceed_max_batch(recorder: Recorder, tmp_path: Path) -> None:

@@ -302,7 +302,7 @@ def test_thresholds(tmp_path: Path, text: str, limit: int) -> None:
     assert policy.deletion.max_deletes.limit(200) == limit
 
 
-def test_writeback_is_built_and_warned_about(tmp_path: Path) -> None:
+def test_writeback_is_built(tmp_path: Path) -> None:
     extra = """\
 writeback:
   mode: enforce
@@ -315,9 +315,7 @@ writeback:
     result = check_policies([path])
 
     assert result.errors == []
-    assert [str(d) for d in result.diagnostics] == [
-        f"{path}:13:1: warning: writeback is reserved: it is validated but not yet acted on"
-    ]
+    assert result.diagnostics == []  # acted on now: no "reserved" warning
     writeback = result.policies[0].policy.writeback
     assert writeback is not None and writeback.mode is WritebackMode.ENFORCE
     assert writeback.attributes == (AttributeMapping("employeeId", "[employeeNumber]"),)
@@ -483,3 +481,48 @@ def test_match_is_checked_against_the_default_mappings_too(tmp_path: Path) -> No
     assert [str(e) for e in errors] == [
         f"{path}:14:28: error: mappings.user.match: 'nickName' is not a mapped attribute"
     ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            "mappings:\n  user:\n    attributes:\n      userName: \"[userPrincipalName]\"\n"
+            "      employeeNumber: \"[employeeId]\"\n"
+            "writeback:\n  attributes: {employeeId: \"[employeeNumber]\"}\n",
+            "writeback.attributes.employeeId: writes Entra's employeeId from the target's "
+            "employeeNumber, which mappings.user.attributes.employeeNumber sets from "
+            "[employeeId] on every run",
+        ),
+        (
+            "writeback:\n  attributes: {mobilePhone: \"[phoneNumbers[type eq \\\"mobile\\\"].value\"}\n",
+            "unterminated attribute",
+        ),
+    ],
+)
+def test_writeback_mistakes_are_errors(tmp_path: Path, extra: str, message: str) -> None:
+    result = check_policies([write(tmp_path, extra=extra)])
+    assert any(message in str(d) for d in result.errors), [str(d) for d in result.diagnostics]
+
+
+def test_writeback_reads_scim_paths_and_an_on_create_mapping_does_not_loop(tmp_path: Path) -> None:
+    extra = """\
+mappings:
+  user:
+    attributes:
+      userName: "[userPrincipalName]"
+      employeeNumber: {value: "[employeeId]", apply: on_create}
+writeback:
+  attributes:
+    employeeId: "[employeeNumber]"
+    mobilePhone: '[phoneNumbers[type eq "mobile"].value]'
+    officeLocation: "[urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department]"
+"""
+    result = check_policies([write(tmp_path, extra=extra)])
+    assert result.errors == [], [str(d) for d in result.diagnostics]
+
+
+def test_graph_mappings_may_not_use_scim_paths(tmp_path: Path) -> None:
+    extra = 'mappings:\n  user:\n    attributes:\n      userName: "[a:b]"\n'
+    result = check_policies([write(tmp_path, extra=extra)])
+    assert any("is not a Microsoft Graph property name" in str(d) for d in result.errors)

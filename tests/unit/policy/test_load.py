@@ -487,15 +487,16 @@ def test_match_is_checked_against_the_default_mappings_too(tmp_path: Path) -> No
     ("extra", "message"),
     [
         (
-            "mappings:\n  user:\n    attributes:\n      userName: \"[userPrincipalName]\"\n"
-            "      employeeNumber: \"[employeeId]\"\n"
-            "writeback:\n  attributes: {employeeId: \"[employeeNumber]\"}\n",
+            'mappings:\n  user:\n    attributes:\n      userName: "[userPrincipalName]"\n'
+            '      employeeNumber: "[employeeId]"\n'
+            'writeback:\n  attributes: {employeeId: "[employeeNumber]"}\n',
             "writeback.attributes.employeeId: writes Entra's employeeId from the target's "
             "employeeNumber, which mappings.user.attributes.employeeNumber sets from "
             "[employeeId] on every run",
         ),
         (
-            "writeback:\n  attributes: {mobilePhone: \"[phoneNumbers[type eq \\\"mobile\\\"].value\"}\n",
+            "writeback:\n  attributes:\n"
+            '    mobilePhone: "[phoneNumbers[type eq \\"mobile\\"].value"\n',
             "unterminated attribute",
         ),
     ],

@@ -37,6 +37,9 @@ COMMANDS: dict[str, str] = {
     "state": "syncctl.cli.state:state",
     "watch": "syncctl.cli.watch:watch",
     "schema": "syncctl.cli.schema:schema",
+    "login": "syncctl.cli.login:login",
+    "logout": "syncctl.cli.login:logout",
+    "init": "syncctl.cli.init:init",
 }
 
 

@@ -31,6 +31,7 @@ from syncctl.policy.model import (
     FilterOp,
     GroupDeletionAction,
     GroupSelector,
+    InteractiveCredential,
     ManagedIdentityCredential,
     Mappings,
     OAuthClientCredentials,
@@ -153,6 +154,8 @@ def _credential(raw: dict[str, Any], base: Path) -> Credential:
                 pipelines["service_connection_id"] if pipelines is not None else None
             ),
         )
+    if kind == "interactive":
+        return InteractiveCredential(scopes=tuple((options or {}).get("scopes", ())))
     return ManagedIdentityCredential(client_id=(options or {}).get("client_id"))
 
 

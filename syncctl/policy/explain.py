@@ -14,6 +14,7 @@ from syncctl.policy.model import (
     FederatedTokenCredential,
     FilterClause,
     GroupSelector,
+    InteractiveCredential,
     ObjectMappings,
     Policy,
     ScimTarget,
@@ -123,6 +124,8 @@ def _credential(credential: Credential) -> dict[str, Any]:
             connection = credential.azure_pipelines_service_connection_id
             token = {"azure_pipelines": {"service_connection_id": connection}}
         return {"federated_token": token}
+    if isinstance(credential, InteractiveCredential):
+        return {"interactive": {"scopes": list(credential.scopes)} if credential.scopes else {}}
     identity = {} if credential.client_id is None else {"client_id": credential.client_id}
     return {"managed_identity": identity}
 

@@ -96,11 +96,19 @@ class ManagedIdentityCredential:
     client_id: str | None = None  # None: system-assigned
 
 
+@dataclass(frozen=True, slots=True)
+class InteractiveCredential:
+    """An administrator signed in with ``syncctl login`` (delegated, from the token cache)."""
+
+    scopes: tuple[str, ...] = ()  # delegated scopes beyond the ones the policy needs
+
+
 Credential = (
     ClientSecretCredential
     | CertificateCredential
     | FederatedTokenCredential
     | ManagedIdentityCredential
+    | InteractiveCredential
 )
 
 

@@ -137,7 +137,7 @@ def _password(
         _action(entry.mode),
         reason,
         source_id=account.id,
-        attributes=(AttributeChange(PASSWORD_PATH, None, REDACTED, redacted=True),),
+        attributes=(password_attribute(),),
     )
 
 
@@ -155,6 +155,11 @@ def _differences(
         if entra != wanted:
             found.append(AttributeChange(prop, entra, wanted))
     return found
+
+
+def password_attribute() -> AttributeChange:
+    """A password as every plan holds it: named, never its value."""
+    return AttributeChange(PASSWORD_PATH, None, REDACTED, redacted=True)
 
 
 def _action(mode: WritebackMode) -> Action:

@@ -27,7 +27,8 @@ from urllib.parse import quote
 from syncctl import redaction
 from syncctl.errors import GraphError, SyncctlError, TargetError
 from syncctl.model import TargetSnapshot
-from syncctl.plan.model import REDACTED, Action, AttributeChange, Change, ChangeKind
+from syncctl.plan.model import Action, Change, ChangeKind
+from syncctl.plan.writeback import PASSWORD_PATH, password_attribute
 from syncctl.policy.model import SecretRef
 from syncctl.secrethash import PasswordSet, digest_secret
 from syncctl.source import permissions
@@ -36,9 +37,8 @@ from syncctl.source.graph_batch import RETRYABLE_STATUS
 from syncctl.source.graph_errors import DENIED
 from syncctl.targets.base import Capabilities, Outcome, OutcomeStatus
 
-__all__ = ["EntraWriter", "PasswordSet", "PasswordWrite"]
+__all__ = ["PASSWORD_PATH", "EntraWriter", "PasswordSet", "PasswordWrite", "password_attribute"]
 
-PASSWORD_PATH = "passwordProfile"
 MAX_BATCH = 20  # changes per apply() call: a few seconds of PATCHes at most
 
 GONE = "user no longer exists in Entra"
@@ -231,8 +231,3 @@ def _masked_error(error: GraphError, secret: str | None) -> GraphError:
 
 def _failed(change: Change, message: str) -> Outcome:
     return Outcome(change.address, OutcomeStatus.FAILED, change.target_id, message)
-
-
-def password_attribute() -> AttributeChange:
-    """The attribute a plan names a password with (the value is the writer's to reveal)."""
-    return AttributeChange(path=PASSWORD_PATH, before=None, after=REDACTED, redacted=True)

@@ -175,6 +175,7 @@ syncctl emulator: tenant {server.tenant_id} ({len(tenant.users)} users, {len(ten
   graph       {server.graph}/v1.0
   CA bundle   {ca}
   client id   {server.client_id}
+  device login {server.device_login_url}
 
 The emulator's own test credential (not a real secret), granted {", ".join(server.roles())}:
   export {SECRET_ENV}='{server.client_secret}'

@@ -8,6 +8,11 @@ Under ``/_emulator/``, with ``Authorization: Bearer <control key>`` (printed onc
   POST   /_emulator/changes    ``{"changes": [{"op": ..., "args": [...], "properties": {...}}]}``
                                applied in order through the tenant's own mutation methods, so
                                caches, delta tokens and the change log see them as any change
+  GET    /_emulator/device/pending  ``{"user_codes": [...]}``: device sign-ins waiting
+  POST   /_emulator/device/approve  ``{"user_code": ..., "user": UPN or id (optional)}``
+  POST   /_emulator/device/decline  ``{"user_code": ...}``
+  PUT    /_emulator/interactive-user  ``{"user": UPN, id or null}``: who /authorize signs in
+  POST   /_emulator/refresh-tokens/revoke  ``{"user": ... (optional)}``: invalid_grant after
 
 Control requests are neither recorded nor subject to faults or latency, so counts are Graph's.
 """
@@ -17,10 +22,13 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from syncctl.emulator.responses import Response, graph_error, json_response
 from syncctl.emulator.tenant import EmulatorTenant, TenantError
+
+if TYPE_CHECKING:
+    from syncctl.emulator.delegated import DelegatedFlows
 
 PREFIX = "/_emulator/"
 # The tenant's public mutations, by name: nothing else is reachable (no private methods,
@@ -44,6 +52,15 @@ OPERATIONS = frozenset(
 )
 
 RequestRecord = tuple[str, str, str]  # (method, path, query string)
+_SIGN_IN_ROUTES = frozenset(
+    {
+        "device/pending",
+        "device/approve",
+        "device/decline",
+        "interactive-user",
+        "refresh-tokens/revoke",
+    }
+)
 
 
 class Control:
@@ -53,8 +70,11 @@ class Control:
         tenant: EmulatorTenant,
         requests: Callable[[], Sequence[RequestRecord]],
         reset: Callable[[], None],
+        *,
+        delegated: DelegatedFlows | None = None,
     ) -> None:
         self._key = key
+        self._delegated = delegated
         self._tenant = tenant
         self._requests = requests
         self._reset = reset
@@ -71,6 +91,8 @@ class Control:
             return Response(204)
         if route == ("POST", "changes"):
             return self._changes(body)
+        if self._delegated is not None and route[1] in _SIGN_IN_ROUTES:
+            return self._sign_in(self._delegated, route, body)
         return _error(404, f"no control endpoint {method} {path}")
 
     def _listing(self) -> dict[str, Any]:
@@ -83,6 +105,36 @@ class Control:
             "requests": [{"method": m, "path": p, "query": q} for m, p, q in records],
             "graph": graph,
         }
+
+    def _sign_in(self, flows: DelegatedFlows, route: tuple[str, str], body: bytes) -> Response:
+        from syncctl.emulator.delegated import DelegatedError
+
+        if route == ("GET", "device/pending"):
+            return json_response({"user_codes": flows.pending_device_codes()})
+        try:
+            document = json.loads(body or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _error(400, f"{route[0]} {PREFIX}{route[1]}: body is not JSON")
+        if not isinstance(document, dict):
+            return _error(400, f"{route[0]} {PREFIX}{route[1]}: want a JSON object")
+        user = document.get("user")
+        user_code = document.get("user_code")
+        if user is not None and not isinstance(user, str):
+            return _error(400, "user: a UPN or object id")
+        try:
+            if route == ("POST", "device/approve") and isinstance(user_code, str):
+                return json_response({"user": flows.approve_device_code(user_code, user)})
+            if route == ("POST", "device/decline") and isinstance(user_code, str):
+                flows.decline_device_code(user_code)
+                return Response(204)
+            if route == ("PUT", "interactive-user"):
+                flows.interactive_user = user
+                return Response(204)
+            if route == ("POST", "refresh-tokens/revoke"):
+                return json_response({"revoked": flows.revoke_refresh_tokens(user)})
+        except DelegatedError as exc:
+            return _error(400, str(exc))
+        return _error(400, f"{route[0]} {PREFIX}{route[1]}: see syncctl/emulator/control.py")
 
     def _changes(self, body: bytes) -> Response:
         try:

@@ -7,13 +7,21 @@ and the Graph application permissions an admin consented to. As in Entra, a toke
 app's permissions in its ``roles`` claim as they were when it was issued; Graph decides from
 that claim (``syncctl.emulator.permissions``), so changing an app's roles affects only tokens
 issued afterwards.
+
+Interactive sign-in (device code, authorization code, refresh tokens) lives in
+``syncctl.emulator.delegated``; ``token`` authenticates the client for those grants (a public
+client sends no secret) and hands them over. Graph reads a user token's ``scp`` as it reads an
+app token's ``roles``.
+
+Two parts live in their own modules: ``client_auth`` (how the token endpoint authenticates a
+client: secret, certificate or federated assertion) and ``bearer`` (checking the tokens issued
+here and what they grant). This module holds the app registrations and the endpoints.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import math
 import secrets
 import threading
@@ -21,25 +29,27 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
+from syncctl.emulator.bearer import GRAPH_RESOURCE, Bearer, verify_bearer
+from syncctl.emulator.client_auth import authenticate_client
+from syncctl.emulator.delegated import DELEGATED_GRANTS
 from syncctl.emulator.responses import Response, encode_json, identity_error
 
-GRAPH_RESOURCE = "https://graph.microsoft.com"
+if TYPE_CHECKING:
+    from syncctl.emulator.delegated import DelegatedFlows
+
 # Tokens for Blob Storage (the state backend against Azurite): issued, never accepted here.
 STORAGE_RESOURCE = "https://storage.azure.com"
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-FEDERATION_AUDIENCE = "api://AzureADTokenExchange"
 # What syncctl needs and the default app is granted: every route syncctl calls accepts one of
 # these (see permissions.RULES); Directory.Read.All is the one getByIds and
 # /directoryObjects/{id} document, and it also reads deleted groups.
 DEFAULT_ROLES = ("Directory.Read.All", "GroupMember.Read.All", "User.Read.All")
-ASSERTION_ALGORITHMS = ["RS256", "PS256", "ES256"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,15 +69,9 @@ class Application:
     certificates: dict[str, PublicKeyTypes] = field(default_factory=dict)  # x5t / x5t#S256
     certificate_keys: list[PublicKeyTypes] = field(default_factory=list)
     federated: list[FederatedCredential] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class Bearer:
-    """What a request's Authorization header proves: Graph's 401 message, or (problem None)
-    the roles its valid token grants."""
-
-    problem: str | None
-    roles: frozenset[str] = frozenset()
+    # "Allow public client flows": device code and authorization code redemption without a
+    # client secret or assertion (AADSTS7000218 otherwise).
+    public_client: bool = False
 
 
 def _roles(roles: Iterable[str]) -> tuple[str, ...]:
@@ -99,6 +103,8 @@ class Identity:
         self._lock = threading.Lock()
         self._applications: dict[str, Application] = {}
         self._verified: dict[str, tuple[float, Bearer]] = {}  # token -> (exp, what it grants)
+        # Set by the server once the tenant is known: redeems the delegated grants.
+        self.delegated: DelegatedFlows | None = None
         self.default = self.add_application(DEFAULT_ROLES)
 
     @property
@@ -116,18 +122,25 @@ class Identity:
         *,
         client_id: str | None = None,
         client_secret: str | None = None,
+        public_client: bool = False,
     ) -> Application:
-        """Register an app granted exactly ``roles`` (application permissions)."""
+        """Register an app granted exactly ``roles`` (application permissions); with
+        ``public_client`` its public client flows are allowed (interactive sign-in)."""
         app = Application(
             client_id or str(uuid.uuid4()),
             client_secret or secrets.token_urlsafe(30),
             _roles(roles),
+            public_client=public_client,
         )
         with self._lock:
             if app.client_id in self._applications:
                 raise ValueError(f"an application {app.client_id} is already registered")
             self._applications[app.client_id] = app
         return app
+
+    def find_application(self, client_id: str) -> Application | None:
+        with self._lock:
+            return self._applications.get(client_id)
 
     def application(self, client_id: str | None = None) -> Application:
         """The app registered as ``client_id`` (default: the default app); KeyError if none."""
@@ -165,6 +178,10 @@ class Identity:
     # ---- endpoints -----------------------------------------------------------------------
     def _knows_tenant(self, tenant: str) -> bool:
         return tenant.casefold() in (self.tenant_id.casefold(), self.domain.casefold())
+
+    def knows_tenant(self, tenant: str) -> bool:
+        """Whether ``tenant`` (id or domain) is this tenant: the authority's path segment."""
+        return self._knows_tenant(tenant)
 
     def token_endpoint(self) -> str:
         return f"{self.base_url}/{self.tenant_id}/oauth2/v2.0/token"
@@ -209,12 +226,15 @@ class Identity:
     ) -> Response:
         if not self._knows_tenant(tenant):
             return identity_error(400, "invalid_request", 90002, f"Tenant '{tenant}' not found.")
-        if form.get("grant_type") != "client_credentials":
+        grant_type = form.get("grant_type")
+        delegated = self.delegated is not None and grant_type in DELEGATED_GRANTS
+        if grant_type != "client_credentials" and not delegated:
             return identity_error(
                 400,
                 "unsupported_grant_type",
                 70003,
-                "The app requested an unsupported grant type; only client_credentials is emulated.",
+                "The app requested an unsupported grant type; the emulator serves "
+                "client_credentials, authorization_code, refresh_token and device_code.",
             )
         client_id = form.get("client_id") or (basic_auth[0] if basic_auth else "")
         with self._lock:
@@ -227,34 +247,16 @@ class Identity:
                 f"Application with identifier '{client_id}' was not found in the directory "
                 f"'{self.tenant_id}'.",
             )
+        if delegated:
+            assert self.delegated is not None
+            problem = self._authenticate_client(app, form, basic_auth, public=app.public_client)
+            return problem if problem is not None else self.delegated.redeem(app, form)
         scope_error = self._check_scope(form.get("scope", ""))
         if scope_error is not None:
             return scope_error
-        secret = form.get("client_secret") or (basic_auth[1] if basic_auth else None)
-        if secret is not None:
-            if not hmac.compare_digest(secret.encode(), app.client_secret.encode()):
-                return identity_error(
-                    401,
-                    "invalid_client",
-                    7000215,
-                    "Invalid client secret provided. Ensure the secret being sent in the request "
-                    "is the client secret value, not the client secret ID, for a secret added to "
-                    f"app '{client_id}'.",
-                )
-        elif "client_assertion" in form:
-            problem = self._check_assertion(
-                app, form.get("client_assertion_type", ""), form["client_assertion"]
-            )
-            if problem is not None:
-                return problem
-        else:
-            return identity_error(
-                401,
-                "invalid_client",
-                7000218,
-                "The request body must contain the following parameter: 'client_assertion' or "
-                "'client_secret'.",
-            )
+        problem = self._authenticate_client(app, form, basic_auth, public=False)
+        if problem is not None:
+            return problem
         lifetime = self.token_lifetime
         body = {
             "token_type": "Bearer",
@@ -271,6 +273,20 @@ class Identity:
                 "Content-Type": "application/json; charset=utf-8",
                 "Cache-Control": "no-store, no-cache",
             },
+        )
+
+    def _authenticate_client(
+        self,
+        app: Application,
+        form: Mapping[str, str],
+        basic_auth: tuple[str, str] | None,
+        *,
+        public: bool,
+    ) -> Response | None:
+        """None when the request authenticates ``app`` (``client_auth.authenticate_client``)."""
+        audiences = [self.token_endpoint(), f"{self.base_url}/{self.tenant_id}/v2.0"]
+        return authenticate_client(
+            app, form, basic_auth, public=public, lock=self._lock, audiences=audiences
         )
 
     def _check_scope(self, scope: str) -> Response | None:
@@ -293,130 +309,6 @@ class Identity:
                 f"The resource principal named {resource} was not found in the tenant named "
                 f"{self.tenant_id}.",
             )
-        return None
-
-    def _check_assertion(
-        self, app: Application, assertion_type: str, assertion: str
-    ) -> Response | None:
-        if assertion_type != ASSERTION_TYPE:
-            return identity_error(
-                400,
-                "invalid_request",
-                90014,
-                "The client_assertion_type is missing or not jwt-bearer.",
-            )
-        try:
-            header = jwt.get_unverified_header(assertion)
-            claims = jwt.decode(assertion, options={"verify_signature": False})
-        except jwt.PyJWTError:
-            return identity_error(
-                401,
-                "invalid_client",
-                50027,
-                "JWT token is invalid or malformed (client_assertion).",
-            )
-        now = time.time()
-        exp, nbf = claims.get("exp"), claims.get("nbf", claims.get("iat", 0))
-        if (
-            not isinstance(exp, int | float)
-            or exp <= now
-            or (isinstance(nbf, int | float) and nbf > now + 300)
-        ):
-            return identity_error(
-                401,
-                "invalid_client",
-                700024,
-                "Client assertion is not within its valid time range.",
-            )
-        issuer, subject = claims.get("iss"), claims.get("sub")
-        if issuer == app.client_id and subject == app.client_id:
-            return self._check_certificate_assertion(app, header, assertion)
-        return self._check_federated_assertion(app, str(issuer), str(subject), claims, assertion)
-
-    def _check_certificate_assertion(
-        self, app: Application, header: Mapping[str, Any], assertion: str
-    ) -> Response | None:
-        thumbprint = header.get("x5t#S256") or header.get("x5t") or header.get("kid")
-        with self._lock:
-            key = app.certificates.get(str(thumbprint)) if thumbprint else None
-            candidates = [key] if key is not None else list(app.certificate_keys)
-        audiences = [self.token_endpoint(), f"{self.base_url}/{self.tenant_id}/v2.0"]
-        for candidate in candidates:
-            try:
-                jwt.decode(
-                    assertion,
-                    key=candidate,  # type: ignore[arg-type]
-                    algorithms=ASSERTION_ALGORITHMS,
-                    audience=audiences,
-                    options={"require": ["exp", "aud", "iss", "sub", "jti"]},
-                )
-                return None
-            except jwt.InvalidAudienceError:
-                return identity_error(
-                    401,
-                    "invalid_client",
-                    700021,
-                    "Client assertion audience claim does not match Realm issuer; "
-                    f"expected {audiences[0]}.",
-                )
-            except jwt.MissingRequiredClaimError as exc:
-                return identity_error(
-                    401,
-                    "invalid_client",
-                    50027,
-                    f"Client assertion is missing claim '{exc.claim}'.",
-                )
-            except jwt.PyJWTError:
-                continue
-        return identity_error(
-            401,
-            "invalid_client",
-            700027,
-            "Client assertion contains an invalid signature "
-            "(no registered certificate verifies it).",
-        )
-
-    def _check_federated_assertion(
-        self,
-        app: Application,
-        issuer: str,
-        subject: str,
-        claims: Mapping[str, Any],
-        assertion: str,
-    ) -> Response | None:
-        with self._lock:
-            matches = [f for f in app.federated if f.issuer == issuer and f.subject == subject]
-        if not matches:
-            return identity_error(
-                400,
-                "invalid_request",
-                70021,
-                "No matching federated identity record found for presented assertion. "
-                f"Assertion Issuer: '{issuer}'. Assertion Subject: '{subject}'.",
-            )
-        audience = claims.get("aud")
-        audiences = audience if isinstance(audience, list) else [audience]
-        if FEDERATION_AUDIENCE not in audiences:
-            return identity_error(
-                400,
-                "invalid_request",
-                700212,
-                "No matching federated identity record found for presented assertion audience "
-                f"'{audience}'.",
-            )
-        credential = matches[0]
-        if credential.public_key_pem is not None:
-            try:
-                jwt.decode(
-                    assertion,
-                    key=credential.public_key_pem,
-                    algorithms=ASSERTION_ALGORITHMS,
-                    audience=FEDERATION_AUDIENCE,
-                )
-            except jwt.PyJWTError:
-                return identity_error(
-                    401, "invalid_client", 700027, "Client assertion contains an invalid signature."
-                )
         return None
 
     # ---- access tokens -----------------------------------------------------------------
@@ -445,63 +337,26 @@ class Identity:
             "uti": secrets.token_urlsafe(8),
             "ver": "1.0",
         }
-        return jwt.encode(claims, self._signing_key, algorithm="HS256")
+        return self.sign(claims)
+
+    def sign(self, claims: Mapping[str, Any]) -> str:
+        """A token Graph accepts if its claims do (the delegated flows' user tokens too)."""
+        return jwt.encode(dict(claims), self._signing_key, algorithm="HS256")
 
     def check_bearer(self, authorization: str | None) -> str | None:
         """None when the header carries a valid token, else Graph's 401 message."""
         return self.authenticate(authorization).problem
 
     def authenticate(self, authorization: str | None) -> Bearer:
-        """What an Authorization header proves: Graph's 401 message, or the roles the valid
-        token's ``roles`` claim grants."""
-        if not authorization:
-            return Bearer("Access token is empty.")
-        scheme, _, token = authorization.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            return Bearer("Access token is empty.")
-        now = self.clock()
-        cached = self._verified.get(token)
-        if cached is not None:
-            # verified before: skip the signature check
-            expires, bearer = cached
-            return bearer if expires > now else Bearer(_EXPIRED)
-        try:
-            claims = jwt.decode(
-                token,
-                self._signing_key,
-                algorithms=["HS256"],
-                audience=GRAPH_RESOURCE,
-                # Lifetime is checked against self.clock below, not PyJWT's own clock.
-                options={
-                    "require": ["exp", "aud", "tid"],
-                    "verify_exp": False,
-                    "verify_nbf": False,
-                    "verify_iat": False,
-                },
-            )
-        except jwt.InvalidSignatureError:
-            return Bearer("Access token validation failure. Invalid signature.")
-        except jwt.DecodeError:
-            return Bearer("IDX14100: JWT is not well formed, there are no dots (.).")
-        except jwt.PyJWTError:
-            return Bearer("Access token validation failure. Invalid audience.")
-        expires, not_before = claims["exp"], claims.get("nbf", 0)
-        if not isinstance(expires, int | float) or expires <= now:
-            return Bearer(_EXPIRED)
-        if not isinstance(not_before, int | float) or not_before > now:
-            return Bearer("Lifetime validation failed, the token is not yet valid.")
-        roles = claims.get("roles")
-        listed = roles if isinstance(roles, list) else []
-        bearer = Bearer(None, frozenset(r for r in listed if isinstance(r, str)))
-        with self._lock:
-            if len(self._verified) > 10_000:
-                self._verified.clear()
-            self._verified[token] = (float(expires), bearer)
-        return bearer
-
-
-_EXPIRED = "Lifetime validation failed, the token is expired."
+        """What an Authorization header proves: Graph's 401 message, or what the valid token
+        grants (``bearer.verify_bearer``)."""
+        return verify_bearer(
+            authorization,
+            key=self._signing_key,
+            clock=self.clock,
+            verified=self._verified,
+            lock=self._lock,
+        )
 
 
 def _audience(scope: str) -> str:

@@ -49,6 +49,7 @@ GRAPH_ERROR_CODES: dict[int, tuple[str, str]] = {
 REASONS: dict[int, str] = {
     200: "OK",
     204: "No Content",
+    302: "Found",
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
@@ -205,6 +206,15 @@ def identity_error(
         "correlation_id": trace,
     }
     return Response(status, encode_json(body), {"Content-Type": "application/json; charset=utf-8"})
+
+
+def html_response(status: int, page: str) -> Response:
+    """A page for a person's browser (the sign-in pages), never cached."""
+    return Response(
+        status,
+        page.encode(),
+        {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"},
+    )
 
 
 class GraphRequestError(Exception):

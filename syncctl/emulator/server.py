@@ -27,6 +27,7 @@ import trustme
 
 from syncctl.emulator.control import PREFIX as CONTROL_PREFIX
 from syncctl.emulator.control import Control
+from syncctl.emulator.delegated import DelegatedFlows
 from syncctl.emulator.faults import Fault, Faults
 from syncctl.emulator.graph import GraphService
 from syncctl.emulator.identity import Identity
@@ -205,6 +206,21 @@ class Emulator:
         self.faults = Faults()
         self.budget = ResourceUnitBudget()
         self.identity = Identity(self.authority, tenant.tenant_id, tenant.domain)
+        identity = self.identity
+
+        def now() -> float:
+            # late-bound: a test may replace identity.clock at any time
+            return identity.clock()
+
+        self.delegated = DelegatedFlows(
+            base_url=self.authority,
+            tenant=tenant,
+            applications=identity.find_application,
+            sign=identity.sign,
+            clock=now,
+            token_lifetime=lambda: identity.token_lifetime,
+        )
+        identity.delegated = self.delegated
         self.service = GraphService(tenant, self.graph, self.identity, self.faults, self.budget)
         tenant.sorted_ids("users")  # index the largest collection before the first client
         self.requests: list[RequestRecord] = []
@@ -237,11 +253,72 @@ class Emulator:
         """A Graph token for an app (default: the default app) carrying its current roles."""
         return self.identity.mint_token(lifetime, client_id=client_id)
 
-    def add_application(self, roles: Iterable[str] = ()) -> tuple[str, str]:
+    def add_application(
+        self, roles: Iterable[str] = (), *, public_client: bool = False
+    ) -> tuple[str, str]:
         """Register another app granted exactly ``roles`` (Graph application permissions,
-        e.g. ``("User.Read.All",)``); returns its ``(client_id, client_secret)``."""
-        app = self.identity.add_application(roles)
+        e.g. ``("User.Read.All",)``); returns its ``(client_id, client_secret)``. With
+        ``public_client`` its public client flows are allowed: users sign in to it by device
+        code or authorization code without a secret (the default app is confidential)."""
+        app = self.identity.add_application(roles, public_client=public_client)
         return app.client_id, app.client_secret
+
+    # ---- interactive sign-in (syncctl.emulator.delegated) -----------------------------------
+    @property
+    def device_login_url(self) -> str:
+        """The device code flow's ``verification_uri``: a page where a person approves."""
+        return self.delegated.verification_uri
+
+    def pending_device_codes(self) -> list[str]:
+        """User codes of device sign-ins waiting for approval, oldest first."""
+        return self.delegated.pending_device_codes()
+
+    def approve_device_code(self, user_code: str, user: str | None = None) -> str:
+        """Sign ``user`` (UPN or object id; default: the first enabled member user) in for
+        ``user_code``; returns the user's object id. DelegatedError (a ValueError) for an
+        unknown, expired or already used code, or an unknown or disabled user."""
+        return self.delegated.approve_device_code(user_code, user)
+
+    def decline_device_code(self, user_code: str) -> None:
+        """The user declines: the client's next poll answers ``authorization_declined``."""
+        self.delegated.decline_device_code(user_code)
+
+    def wait_for_device_poll(self, user_code: str, timeout: float = 10.0) -> bool:
+        """Block until the client polled for ``user_code`` (False when ``timeout`` passed)."""
+        return self.delegated.wait_for_device_poll(user_code, timeout)
+
+    @property
+    def interactive_user(self) -> str | None:
+        """Who the authorize endpoint signs in (UPN or object id); None: the login_hint's
+        user when it names one, else the first enabled member user."""
+        return self.delegated.interactive_user
+
+    @interactive_user.setter
+    def interactive_user(self, user: str | None) -> None:
+        self.delegated.interactive_user = user
+
+    def revoke_refresh_tokens(self, user: str | None = None) -> int:
+        """Revoke refresh tokens (of ``user``, default everyone's): refreshing answers
+        invalid_grant AADSTS50173. Returns how many were revoked."""
+        return self.delegated.revoke_refresh_tokens(user)
+
+    @property
+    def device_code_interval(self) -> int:
+        """Seconds a client must wait between polls (Entra: 5); 0 lets MSAL poll at once."""
+        return self.delegated.device_code_interval
+
+    @device_code_interval.setter
+    def device_code_interval(self, seconds: int) -> None:
+        self.delegated.device_code_interval = seconds
+
+    @property
+    def device_code_lifetime(self) -> int:
+        """Seconds a device code stays valid (Entra: 900), on the identity clock."""
+        return self.delegated.device_code_lifetime
+
+    @device_code_lifetime.setter
+    def device_code_lifetime(self, seconds: int) -> None:
+        self.delegated.device_code_lifetime = seconds
 
     def roles(self, client_id: str | None = None) -> tuple[str, ...]:
         """The roles an app (default: the default app) is granted."""
@@ -301,7 +378,9 @@ class Emulator:
         """Serve ``/_emulator/`` (syncctl.emulator.control) for a harness in another process;
         returns the key its requests must carry (a new one each call)."""
         key = secrets.token_urlsafe(24)
-        self.control = Control(key, self.tenant, self.recorded, self.reset_requests)
+        self.control = Control(
+            key, self.tenant, self.recorded, self.reset_requests, delegated=self.delegated
+        )
         return key
 
     # ---- serving ----------------------------------------------------------------------------
@@ -313,9 +392,21 @@ class Emulator:
         segments = [s for s in path.split("/") if s]
         if method == "GET" and segments[1:] == ["v2.0", ".well-known", "openid-configuration"]:
             return self.identity.openid_configuration(segments[0])
+        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         if method == "POST" and segments[1:] == ["oauth2", "v2.0", "token"]:
-            form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
             return self.identity.token(segments[0], form, _basic_auth(headers))
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        if segments == ["devicelogin"] and method in ("GET", "POST"):
+            return self.delegated.device_login_page(method, query if method == "GET" else form)
+        interactive = len(segments) == 4 and segments[1:3] == ["oauth2", "v2.0"]
+        if interactive and not self.identity.knows_tenant(segments[0]):
+            return identity_error(
+                400, "invalid_tenant", 90002, f"Tenant '{segments[0]}' not found."
+            )
+        if interactive and method == "POST" and segments[3] == "devicecode":
+            return self.delegated.device_authorization(form)
+        if interactive and method == "GET" and segments[3] == "authorize":
+            return self.delegated.authorize(query)
         return graph_error(404, f"No emulated endpoint at {path}.", "Request_ResourceNotFound")
 
     def start(self) -> Emulator:

@@ -25,12 +25,13 @@ from syncctl.errors import (
     PermissionsMissing,
     SecretError,
     SignInRefused,
+    SignInRequired,
     SignInUnreachable,
     SnapshotError,
     SyncctlError,
     TargetRefused,
 )
-from syncctl.policy.model import Policy, SqliteTarget
+from syncctl.policy.model import InteractiveCredential, Policy, SqliteTarget
 
 # Checks mostly wait on the network; MSPs check hundreds of policies at once.
 MAX_WORKERS = 8
@@ -145,9 +146,15 @@ def check_source_side(policy: Policy) -> SideCheck:
     except PermissionsMissing as exc:
         names = exc.permissions
         them = "it" if len(names) == 1 else "them"
+        delegated = isinstance(policy.tenant.credential, InteractiveCredential)
         detail = (
-            f"signed in to Entra, but the app registration lacks {_names(names)}; add {them} "
-            "and grant admin consent"
+            (
+                f"signed in to Entra, but the sign-in lacks {_names(names, 'delegated')}; "
+                f"add {them} to the app registration, grant admin consent and sign in again"
+                if delegated
+                else f"signed in to Entra, but the app registration lacks {_names(names)}; "
+                f"add {them} and grant admin consent"
+            )
             if names
             else str(exc)
         )
@@ -160,6 +167,10 @@ def check_source_side(policy: Policy) -> SideCheck:
         )
     except SignInRefused as exc:
         return _failed(source, Connection.UNAUTHORIZED, exc, code=exc.code)
+    except SignInRequired as exc:
+        # An interactive credential nobody signed in with (or whose sign-in lapsed): the
+        # fix is `syncctl login`, which the message names; no check ever prompts.
+        return _failed(source, Connection.UNAUTHORIZED, exc)
     except (SignInUnreachable, SnapshotError) as exc:
         return _failed(source, Connection.UNREACHABLE, exc)
     except (AuthError, SecretError) as exc:
@@ -248,8 +259,8 @@ def _failed(
     return SideCheck(side, status, str(exc), code=code, failures=(str(exc),))
 
 
-def _names(names: Sequence[str]) -> str:
-    label = "application permission" if len(names) == 1 else "application permissions"
+def _names(names: Sequence[str], kind: str = "application") -> str:
+    label = f"{kind} permission" if len(names) == 1 else f"{kind} permissions"
     return f"the {label} {', '.join(names)}"
 
 

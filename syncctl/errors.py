@@ -100,6 +100,33 @@ class SignInUnreachable(AuthError):
     the retries, or an answer that is not the identity platform's (a proxy's page)."""
 
 
+class SignInRequired(AuthError):
+    """An interactive credential (``tenant.credential.interactive``) has no usable sign-in:
+    nobody ran ``syncctl login``, the sign-in was revoked or expired, or the token cache
+    cannot be used. ``problem`` says which; the message ends with the commands that fix it,
+    naming the policy file when the caller knows it (``for_policy``). Never prompts: only
+    ``syncctl login`` signs anyone in."""
+
+    def __init__(self, problem: str, *, logout_first: bool = False, policy: str | None = None):
+        self.problem = problem
+        self.logout_first = logout_first
+        self.policy = policy
+        # A path with spaces must survive being pasted into a shell.
+        target = policy if policy is not None else "POLICY"
+        if " " in target:
+            target = f"'{target}'"
+        fix = (
+            f'run "syncctl logout {target}" and then "syncctl login {target}"'
+            if logout_first
+            else f'run "syncctl login {target}" first'
+        )
+        super().__init__(f"{problem}; {fix}")
+
+    def for_policy(self, policy: str) -> SignInRequired:
+        """The same error, its fix naming ``policy`` (a policy file) instead of POLICY."""
+        return SignInRequired(self.problem, logout_first=self.logout_first, policy=policy)
+
+
 class PermissionsMissing(AuthError):
     """The app registration lacks application permissions the policy needs; ``lines`` has
     one per permission (str() joins them, for callers that print one line) and

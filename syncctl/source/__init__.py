@@ -7,11 +7,13 @@ msal and httpx are imported only on the Graph path so offline runs stay light.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import os
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 
-from syncctl.errors import PermissionsMissing, SnapshotError
+from syncctl.errors import PermissionsMissing, SignInRequired, SnapshotError
 from syncctl.model import SourceSnapshot
-from syncctl.policy.model import Policy
+from syncctl.policy.model import InteractiveCredential, Policy
 from syncctl.source.progress import Progress
 from syncctl.source.scope import evaluate_offline
 from syncctl.source.snapshot import TenantSlice, load_snapshot, load_tenant_slice, write_snapshot
@@ -25,6 +27,26 @@ __all__ = [
     "read_tenant_slice",
     "write_snapshot",
 ]
+
+
+def policy_argument(policy: Policy) -> str:
+    """The policy file as a user would type it here: relative to the working directory when
+    it is below it, else absolute."""
+    try:
+        relative = os.path.relpath(policy.path)
+    except ValueError:  # another drive (Windows)
+        return str(policy.path)
+    return str(policy.path) if relative.startswith("..") else relative
+
+
+@contextmanager
+def naming_policy(policy: Policy) -> Iterator[None]:
+    """A SignInRequired raised inside names the policy file in its fix (``syncctl login
+    PATH``): the token provider only knows the tenant."""
+    try:
+        yield
+    except SignInRequired as exc:
+        raise exc.for_policy(policy_argument(policy)) from None
 
 
 def read_source(
@@ -43,7 +65,8 @@ def read_source(
         return evaluate_offline(policy, tenant_slice, managed_ids, error)
     from syncctl.source.reader import read_graph
 
-    return read_graph(policy, managed_ids, progress=progress)
+    with naming_policy(policy):
+        return read_graph(policy, managed_ids, progress=progress)
 
 
 def read_tenant_slice(policy: Policy, *, progress: Progress | None = None) -> TenantSlice:
@@ -55,7 +78,8 @@ def read_tenant_slice(policy: Policy, *, progress: Progress | None = None) -> Te
         return load_tenant_slice(policy.tenant.snapshot, tenant=policy.tenant.id)
     from syncctl.source.reader import read_graph_slice
 
-    return read_graph_slice(policy, progress=progress)
+    with naming_policy(policy):
+        return read_graph_slice(policy, progress=progress)
 
 
 def check_source(policy: Policy) -> tuple[str, ...]:
@@ -64,19 +88,24 @@ def check_source(policy: Policy) -> tuple[str, ...]:
     Raises SnapshotError / AuthError (SignInRefused, SignInUnreachable) / SecretError with a
     one-line reason, and PermissionsMissing with one line (and the name) per missing
     permission. Returns what could not be checked (a token without a ``roles`` claim), for
-    the caller to show as unchecked."""
+    the caller to show as unchecked. An interactive credential uses the cached sign-in
+    (never prompts) and its token's delegated ``scp`` instead of ``roles``."""
     if policy.tenant.snapshot is not None:
         load_snapshot(policy.tenant.snapshot, tenant=policy.tenant.id)
         return ()
     from syncctl.source import permissions
-    from syncctl.source.auth import TokenProvider, token_roles
+    from syncctl.source.auth import TokenProvider
     from syncctl.source.http import build_http_client
+    from syncctl.source.token_claims import token_roles, token_scopes
 
     http = build_http_client(policy.tenant.ca_bundle)
     try:
-        token = TokenProvider(policy.tenant, http).token()
+        with naming_policy(policy):
+            token = TokenProvider(policy.tenant, http).token()
     finally:
         http.close()
+    if isinstance(policy.tenant.credential, InteractiveCredential):
+        return _check_delegated(policy, token_scopes(token))
     roles = token_roles(token)
     if roles is None:
         return (
@@ -93,4 +122,33 @@ def check_source(policy: Policy) -> tuple[str, ...]:
             if not endpoint.granted_by(roles)
         )
         raise PermissionsMissing(lacking, tuple(names))
+    return ()
+
+
+def _check_delegated(policy: Policy, scopes: frozenset[str] | None) -> tuple[str, ...]:
+    """``check_source``'s permission check for a signed-in administrator: the token's
+    delegated permissions (``scp``), each missing one named once, with the fix."""
+    from syncctl.source import permissions
+
+    if scopes is None:
+        return (
+            "delegated permissions not checked: the access token has no `scp` claim "
+            "(see docs/login.md for the permissions syncctl needs)",
+        )
+    fix = (
+        "; add it to the app registration, grant admin consent and run "
+        f'"syncctl login {policy_argument(policy)}" again'
+    )
+    names: dict[str, str] = {}
+    for feature in permissions.features(policy):
+        for endpoint in feature.endpoints:
+            name = endpoint.lacking()
+            if endpoint.granted_by(scopes) or name in names:
+                continue
+            names[name] = (
+                f"the sign-in lacks the delegated permission {name}, which {feature.name} "
+                f"needs {endpoint.needed_for} ({endpoint.url}){fix}"
+            )
+    if names:
+        raise PermissionsMissing(list(names.values()), tuple(names))
     return ()

@@ -7,29 +7,33 @@ Secrets are revealed at the moment MSAL needs them and never appear in messages.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
-import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
 import msal
 import msal.exceptions
+import msal.oauth2cli.oauth2
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from syncctl.errors import AuthError, SecretError, SignInRefused, SignInUnreachable
+from syncctl.errors import (
+    AuthError,
+    SecretError,
+    SignInRefused,
+    SignInRequired,
+    SignInUnreachable,
+)
 from syncctl.policy.model import (
     CertificateCredential,
     ClientSecretCredential,
     FederatedTokenCredential,
+    InteractiveCredential,
     ManagedIdentityCredential,
     Tenant,
     is_object_id,
@@ -42,10 +46,12 @@ from syncctl.source.clouds import (
     graph_scope,
     is_microsoft_authority,
 )
+from syncctl.source.federated import federated_token_source
 from syncctl.source.http import MsalHttpClient
+from syncctl.source.permissions import DELEGATED_DEFAULTS
+from syncctl.source.token_cache import TokenCacheStore
+from syncctl.source.token_claims import aadsts_code, token_tenant
 
-# The audience Entra expects on federated tokens from GitHub Actions / Azure Pipelines.
-FEDERATION_AUDIENCE = "api://AzureADTokenExchange"
 # A PEM key with its certificate chain is a few KiB; bounded because a policy names the path.
 CERTIFICATE_FILE_LIMIT = 1024 * 1024
 
@@ -66,6 +72,22 @@ _MSAL_LOG.propagate = False
 
 # Azure Storage's resource is the same in every cloud (its data plane hosts differ).
 STORAGE_RESOURCE = "https://storage.azure.com"
+# The one delegated permission Azure Storage has (acting as the signed-in user).
+STORAGE_DELEGATED = "user_impersonation"
+
+# Entra's answer when an app registration without "Allow public client flows" is used for
+# the device code or a browser sign-in without a client secret.
+PUBLIC_CLIENT_DISABLED = "AADSTS7000218"
+PUBLIC_CLIENT_FIX = (
+    "the app registration {client_id} does not allow public client flows: enable 'Allow "
+    "public client flows' under Authentication in the app registration, then sign in again"
+)
+# MSAL's error when the browser never came back to the localhost listener (a closed tab);
+# named here so that ``syncctl.source.interactive`` need not import msal itself.
+BrowserTimeout = msal.oauth2cli.oauth2.BrowserInteractionTimeoutError
+# A refresh token that no longer works: revoked, expired, the password changed, consent
+# withdrawn, or a policy (MFA, Conditional Access) that now wants the user in a browser.
+_SIGN_IN_AGAIN = frozenset({"invalid_grant", "interaction_required", "consent_required"})
 
 
 class TokenProvider:
@@ -81,6 +103,16 @@ class TokenProvider:
         self._msal_http = MsalHttpClient(http)
         self._app: Any = None
         self._resource = resource  # None: the tenant's Graph
+        # An interactive credential reads the sign-in ``syncctl login`` cached, never prompts.
+        self._store = (
+            TokenCacheStore(tenant)
+            if isinstance(tenant.credential, InteractiveCredential)
+            else None
+        )
+
+    @property
+    def tenant_id(self) -> str:
+        return self._tenant.id
 
     def token(self) -> str:
         return self.token_expiring()[0]
@@ -94,6 +126,11 @@ class TokenProvider:
 
     def refresh(self) -> str:
         """A fresh token, bypassing the cache (Graph rejected the cached one)."""
+        if self._store is not None:
+            # The cached refresh token is the sign-in: keep the app, skip the access token.
+            if self._app is None:
+                self._app = self._build_app()
+            return self._acquire_delegated(force_refresh=True)[0]
         self._app = self._build_app()
         return self._acquire()[0]
 
@@ -101,31 +138,48 @@ class TokenProvider:
         """The tenant's directory id (GUID) as the access token's ``tid`` claim states it, or
         None when the token does not say (tokens are read, never trusted, for this: it only
         labels snapshot files)."""
-        return _token_tenant(self.token())
+        return token_tenant(self.token())
 
     def _acquire(self) -> tuple[str, int]:
+        if self._store is not None:
+            return self._acquire_delegated(force_refresh=False)
         credential = self._tenant.credential
         resource = self._resource or graph_resource(self._tenant)
         scope = f"{self._resource}/.default" if self._resource else graph_scope(self._tenant)
         started = int(time.time())
-        with self._sign_in_errors():
+        with self.sign_in_errors():
             if isinstance(credential, ManagedIdentityCredential):
                 result = self._app.acquire_token_for_client(resource=resource)
             else:
                 result = self._app.acquire_token_for_client(scopes=[scope])
         if not isinstance(result, dict) or "access_token" not in result:
-            error = result.get("error", "unknown_error") if isinstance(result, dict) else "none"
-            description = result.get("error_description", "") if isinstance(result, dict) else ""
+            raise self.refusal(result)
+        return self.token_of(result, started)
+
+    def refusal(self, result: Any) -> AuthError:
+        """The error for MSAL's answer without a token, one line, naming the tenant."""
+        error = result.get("error", "unknown_error") if isinstance(result, dict) else "none"
+        description = result.get("error_description", "") if isinstance(result, dict) else ""
+        code = aadsts_code(result) if isinstance(result, dict) else None
+        if code == PUBLIC_CLIENT_DISABLED:
+            fix = PUBLIC_CLIENT_FIX.format(client_id=self._tenant.client_id)
+            message = f"{self._where()}: {code}: {fix}"
+        else:
             message = f"{self._where()}: {error}: {_first_line(str(description))}"
-            exchange = self._msal_http.last_exchange
-            if exchange is not None and exchange.status >= 500:
-                # Still failing after the retries: the service is down, not refusing us.
-                raise SignInUnreachable(message)
-            raise SignInRefused(
-                message,
-                code=aadsts_code(result) if isinstance(result, dict) else None,
-                error=error if isinstance(error, str) else None,
-            )
+        exchange = self._msal_http.last_exchange
+        if exchange is not None and exchange.status >= 500:
+            # Still failing after the retries: the service is down, not refusing us.
+            return SignInUnreachable(message)
+        return SignInRefused(message, code=code, error=error if isinstance(error, str) else None)
+
+    @staticmethod
+    def token_of(result: dict[str, Any], started: int) -> tuple[str, int]:
+        """The access token of MSAL's answer and when it expires; every token in the answer
+        is registered for masking first."""
+        for secret in ("refresh_token", "id_token"):
+            # Never printed; registered so that a server echoing one cannot get it shown.
+            if isinstance(result.get(secret), str) and result[secret]:
+                remember(result[secret])
         token: str = result["access_token"]
         try:
             expires_in = int(result.get("expires_in", 0))
@@ -134,8 +188,9 @@ class TokenProvider:
         return remember(token), started + expires_in
 
     @contextmanager
-    def _sign_in_errors(self) -> Iterator[None]:
-        """MSAL's and httpx's failures as one-line AuthErrors naming the tenant."""
+    def sign_in_errors(self) -> Iterator[None]:
+        """MSAL's and httpx's failures as one-line AuthErrors naming the tenant (``syncctl
+        login`` runs its flows inside this too)."""
         try:
             yield
         except (AuthError, SecretError):
@@ -173,6 +228,105 @@ class TokenProvider:
         target = f" for {self._resource}" if self._resource else ""
         return f"sign-in to tenant {self._tenant.id}{target} ({kind})"
 
+    # --- interactive: the administrator's cached sign-in ---------------------------------------
+
+    @property
+    def store(self) -> TokenCacheStore:
+        assert self._store is not None, "not an interactive credential"
+        return self._store
+
+    def delegated_scopes(self, extra: tuple[str, ...] = ()) -> list[str]:
+        """What to ask for on the signed-in user's behalf: the defaults, the scopes
+        ``syncctl login`` asked for (the policies' needs), ``credential.scopes`` and
+        ``extra``; Graph's are named by the tenant's Graph resource."""
+        if self._resource is not None:
+            return [f"{self._resource}/{STORAGE_DELEGATED}"]
+        credential = self._tenant.credential
+        assert isinstance(credential, InteractiveCredential)
+        record = self.store.read_record()
+        names = dict.fromkeys(
+            (*DELEGATED_DEFAULTS, *credential.scopes, *(record.scopes if record else ()), *extra)
+        )
+        return list(dict.fromkeys(self.qualified(name) for name in names))
+
+    def qualified(self, scope: str) -> str:
+        """``User.Read.All`` as ``https://graph.microsoft.com/User.Read.All`` (per cloud)."""
+        return scope if "://" in scope else f"{graph_resource(self._tenant)}/{scope}"
+
+    def public_app(self) -> Any:
+        """The MSAL public client over the persistent cache (built on first use)."""
+        if self._app is None:
+            self._app = self._build_app()
+        return self._app
+
+    def _acquire_delegated(self, *, force_refresh: bool) -> tuple[str, int]:
+        app = self.public_app()
+        account = self._cached_account(app)
+        scopes = self.delegated_scopes()
+        started = int(time.time())
+        with self.sign_in_errors():
+            result = app.acquire_token_silent_with_error(
+                scopes, account, force_refresh=force_refresh
+            )
+        who = account.get("username") or "the cached account"
+        if result is None:
+            # No refresh token for these scopes (the cache lost it, or scopes grew).
+            raise SignInRequired(f"{self._where()}: no usable sign-in of {who} in the cache")
+        if "access_token" not in result:
+            error = result.get("error")
+            exchange = self._msal_http.last_exchange
+            if error in _SIGN_IN_AGAIN and not (exchange and exchange.status >= 500):
+                code = aadsts_code(result)
+                why = f"{error}, {code}" if code else str(error)
+                raise SignInRequired(
+                    f"{self._where()}: the sign-in of {who} is no longer valid ({why})"
+                )
+            raise self.refusal(result)
+        return self.token_of(result, started)
+
+    def _cached_account(self, app: Any) -> dict[str, Any]:
+        """The account ``syncctl login`` chose for this tenant. A cache holding only
+        accounts of another directory (a copied file) is refused, never used."""
+        record = self.store.read_record()
+        with self.sign_in_errors():
+            accounts: list[dict[str, Any]] = list(app.get_accounts())
+        not_signed_in = SignInRequired(
+            f"tenant {self._tenant.id}: not signed in (no cached sign-in for app "
+            f"{self._tenant.client_id})"
+        )
+        if not accounts:
+            raise not_signed_in
+        expected = self._tenant.id if is_object_id(self._tenant.id) else None
+        if record is not None:
+            if expected is not None and record.directory_id.lower() != expected.lower():
+                raise self._other_tenant(record.directory_id)
+            expected = record.directory_id
+        if expected is not None:
+            mine = [a for a in accounts if str(a.get("realm", "")).lower() == expected.lower()]
+            if not mine:
+                realms = sorted({str(a.get("realm")) for a in accounts})
+                raise self._other_tenant(", ".join(realms))
+            accounts = mine
+        if record is None:
+            # Not recorded (an older or hand-made cache): the one account, if unambiguous.
+            if len(accounts) == 1:
+                return accounts[0]
+            raise not_signed_in
+        for account in accounts:
+            if account.get("home_account_id") == record.home_account_id:
+                return account
+        raise SignInRequired(
+            f"tenant {self._tenant.id}: the sign-in of {record.username} is no longer in the "
+            "token cache"
+        )
+
+    def _other_tenant(self, found: str) -> SignInRequired:
+        return SignInRequired(
+            f"tenant {self._tenant.id}: token cache {self.store.path} holds a sign-in to "
+            f"another tenant ({found}) and was not used",
+            logout_first=True,
+        )
+
     def _build_app(self) -> Any:
         credential = self._tenant.credential
         if isinstance(credential, ManagedIdentityCredential):
@@ -187,7 +341,17 @@ class TokenProvider:
         options: dict[str, Any] = {}
         if not is_microsoft_authority(self._tenant):
             options["instance_discovery"] = False
-        with self._sign_in_errors():
+        if isinstance(credential, InteractiveCredential):
+            cache = self.store.open()
+            with self.sign_in_errors():
+                return msal.PublicClientApplication(
+                    self._tenant.client_id,
+                    authority=authority_url(self._tenant),
+                    http_client=self._msal_http,
+                    token_cache=cache,
+                    **options,
+                )
+        with self.sign_in_errors():
             return msal.ConfidentialClientApplication(
                 self._tenant.client_id,
                 client_credential=self._client_credential(),
@@ -239,148 +403,6 @@ def certificate_credential(credential: CertificateCredential) -> dict[str, Any]:
         serialization.NoEncryption(),
     ).decode()
     return {"private_key": private_pem, "public_certificate": match.group(0).decode()}
-
-
-def federated_token_source(
-    credential: FederatedTokenCredential, http: httpx.Client
-) -> Callable[[], str]:
-    """A callable MSAL invokes on every token request: CI and AKS tokens are short-lived and
-    rotated, so they are read (or requested) afresh each time, never captured once."""
-    if credential.file is not None:
-        path = credential.file
-        return lambda: _read_token_file(path)
-    if credential.env is not None:
-        name = credential.env
-        return lambda: _read_token_env(name)
-    if credential.github_actions:
-        return lambda: _github_actions_token(http)
-    if credential.azure_pipelines_service_connection_id is not None:
-        connection = credential.azure_pipelines_service_connection_id
-        return lambda: _azure_pipelines_token(http, connection)
-    raise AuthError("federated_token: no token source configured")
-
-
-def _read_token_file(path: Path) -> str:
-    data = read_small_file(path, what="federated token file", error=AuthError)
-    try:
-        token = data.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        raise AuthError(f"federated token file {path} is not UTF-8 text") from None
-    if not token:
-        raise AuthError(f"federated token file {path} is empty")
-    return remember(token)
-
-
-def _read_token_env(name: str) -> str:
-    token = os.environ.get(name, "").strip()
-    if not token:
-        raise AuthError(f"federated token: environment variable {name} is not set or empty")
-    return remember(token)
-
-
-def _github_actions_token(http: httpx.Client) -> str:
-    url = os.environ.get("ACTIONS_ID_TOKEN_REQUEST_URL")
-    bearer = os.environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
-    if not url or not bearer:
-        raise AuthError(
-            "GitHub Actions OIDC: ACTIONS_ID_TOKEN_REQUEST_URL/TOKEN are not set "
-            "(the job needs `permissions: id-token: write`)"
-        )
-    response = _oidc_request(
-        http,
-        "GET",
-        url,
-        params={"audience": FEDERATION_AUDIENCE},
-        bearer=bearer,
-        what="GitHub Actions OIDC",
-    )
-    return remember(_json_field(response, "value", "GitHub Actions OIDC"))
-
-
-def _azure_pipelines_token(http: httpx.Client, service_connection_id: str) -> str:
-    url = os.environ.get("SYSTEM_OIDCREQUESTURI")
-    bearer = os.environ.get("SYSTEM_ACCESSTOKEN")
-    if not url or not bearer:
-        raise AuthError(
-            "Azure Pipelines OIDC: SYSTEM_OIDCREQUESTURI/SYSTEM_ACCESSTOKEN are not set "
-            "(map System.AccessToken into the step's env)"
-        )
-    params = {"api-version": "7.1", "serviceConnectionId": service_connection_id}
-    response = _oidc_request(
-        http, "POST", url, params=params, bearer=bearer, what="Azure Pipelines OIDC"
-    )
-    return remember(_json_field(response, "oidcToken", "Azure Pipelines OIDC"))
-
-
-def _oidc_request(
-    http: httpx.Client, method: str, url: str, *, params: dict[str, str], bearer: str, what: str
-) -> httpx.Response:
-    try:
-        # The URL may carry a query already (GitHub's does): merge, never replace it.
-        response = http.request(
-            method,
-            httpx.URL(url).copy_merge_params(params),
-            headers={"Authorization": f"Bearer {bearer}"},
-            json={} if method == "POST" else None,
-        )
-    except httpx.HTTPError as exc:
-        raise SignInUnreachable(f"{what}: request failed: {exc}") from None
-    if response.status_code != 200:
-        raise AuthError(f"{what}: token request answered HTTP {response.status_code}")
-    return response
-
-
-def _json_field(response: httpx.Response, field: str, what: str) -> str:
-    try:
-        value = response.json().get(field)
-    except (ValueError, AttributeError):
-        value = None
-    if not isinstance(value, str) or not value:
-        raise AuthError(f"{what}: response has no `{field}`")
-    return value
-
-
-def _token_claims(token: str) -> dict[str, Any] | None:
-    """The access token's payload, decoded but not verified: only for naming things."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        return None
-    return claims if isinstance(claims, dict) else None
-
-
-def _token_tenant(token: str) -> str | None:
-    claims = _token_claims(token)
-    tenant = claims.get("tid") if claims is not None else None
-    return tenant if isinstance(tenant, str) and is_object_id(tenant) else None
-
-
-def token_roles(token: str) -> frozenset[str] | None:
-    """The application permissions an app-only token's ``roles`` claim lists, or None when
-    the token has no readable ``roles`` claim. Read, never trusted: Graph enforces the real
-    permissions; this only lets ``validate --online`` name a missing one before a run fails.
-    An app granted no application permission at all gets a token without the claim, so
-    None cannot be told apart from "none granted" and is reported as unchecked."""
-    claims = _token_claims(token)
-    roles = claims.get("roles") if claims is not None else None
-    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-        return None
-    return frozenset(roles)
-
-
-def aadsts_code(answer: dict[str, Any]) -> str | None:
-    """Entra's code for a refused sign-in (``AADSTS7000215``): from ``error_codes`` (numbers),
-    else from the start of ``error_description``; None when the answer has neither (a
-    managed identity endpoint, another identity provider)."""
-    codes = answer.get("error_codes")
-    if isinstance(codes, list) and codes and isinstance(codes[0], int):
-        return f"AADSTS{codes[0]}"
-    description = answer.get("error_description")
-    found = _AADSTS.match(description.strip()) if isinstance(description, str) else None
-    return found.group(0) if found else None
 
 
 def _first_line(text: str) -> str:

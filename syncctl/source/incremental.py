@@ -331,5 +331,7 @@ def _decoded(previous: Previous) -> TenantCache:
 
 @contextmanager
 def source_sync(policy: Policy, progress: Progress | None = None) -> Iterator[SourceSync]:
-    with graph_session(policy.tenant, progress) as graph:
+    from syncctl.source import naming_policy
+
+    with naming_policy(policy), graph_session(policy.tenant, progress) as graph:
         yield SourceSync(GraphReader(policy, graph))

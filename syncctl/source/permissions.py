@@ -252,3 +252,25 @@ def _unique(endpoints: Iterable[Endpoint]) -> list[Endpoint]:
         if endpoint not in seen:
             seen.append(endpoint)
     return seen
+
+
+# What an interactive sign-in always asks for: reading users and the policy's groups. The
+# delegated permissions carry the same names as the application ones (permissions-reference).
+DELEGATED_DEFAULTS = ("User.Read.All", "GroupMember.Read.All")
+
+
+def delegated_scopes(policy: Policy) -> tuple[str, ...]:
+    """The delegated permissions (bare names, e.g. ``User.Read.All``) an interactive sign-in
+    asks for on behalf of ``policy``: the defaults, then the least-privileged permission of
+    every request its features make (the same table as the application permissions, so the
+    two lists cannot drift apart), then ``tenant.credential.scopes``; each once, in order."""
+    from syncctl.policy.model import InteractiveCredential
+
+    names = dict.fromkeys(DELEGATED_DEFAULTS)
+    for feature in features(policy):
+        for endpoint in feature.endpoints:
+            names.setdefault(endpoint.least[0])
+    credential = policy.tenant.credential
+    if isinstance(credential, InteractiveCredential):
+        names.update(dict.fromkeys(credential.scopes))
+    return tuple(names)

@@ -108,9 +108,10 @@ def search_policy(
         from syncctl.source.snapshot import load_snapshot
 
         return search_snapshot(load_snapshot(policy.tenant.snapshot, tenant=policy.tenant.id), term)
+    from syncctl.source import naming_policy
     from syncctl.source.reader import graph_session
 
-    with graph_session(policy.tenant, progress) as graph:
+    with naming_policy(policy), graph_session(policy.tenant, progress) as graph:
         return search_graph(graph, term)
 
 

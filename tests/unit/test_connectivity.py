@@ -36,7 +36,7 @@ from syncctl.errors import (
     TransientTargetError,
 )
 from syncctl.policy.model import PluginTarget, SqliteTarget
-from syncctl.source.auth import aadsts_code
+from syncctl.source.token_claims import aadsts_code
 from tests.unit.source.policies import make_policy
 
 

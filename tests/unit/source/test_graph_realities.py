@@ -13,8 +13,8 @@ import pytest
 
 from syncctl.errors import GraphError
 from syncctl.source import permissions
-from syncctl.source.auth import token_roles
 from syncctl.source.graph import GraphClient, Request
+from syncctl.source.token_claims import token_roles
 from tests.unit.source.policies import make_policy
 
 BASE = "https://graph.test/v1.0"

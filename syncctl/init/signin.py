@@ -81,7 +81,7 @@ def sign_in(
 
 
 def _login(tenant: Tenant, *, browser: bool, say: Callable[[str], None]) -> None:
-    from syncctl.source.interactive import login
+    from syncctl.source.interactive import sign_in
 
-    who = login(tenant, browser=browser, say=say)
+    who = sign_in(tenant, browser=browser, say=say).username
     say(f"Signed in as {who}.")

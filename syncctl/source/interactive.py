@@ -34,22 +34,6 @@ class SignedIn:
     protection: str  # "encrypted: ..." or "a file only you can read: ..."
 
 
-def login(
-    tenant: Tenant,
-    *,
-    browser: bool,
-    say: Callable[[str], None],
-    scopes: Sequence[str] = (),
-    timeout: float | None = DEFAULT_TIMEOUT,
-) -> str:
-    """Sign the administrator in to ``tenant`` and cache the sign-in; returns the username.
-    ``say`` shows a line to the person signing in at once (the device code message, or
-    the address to open when no browser could be started). ``scopes``: the delegated
-    permissions the policies need (``permissions.delegated_scopes``) on top of the
-    defaults and ``credential.scopes``. Raises AuthError subclasses with one-line reasons."""
-    return sign_in(tenant, browser=browser, say=say, scopes=scopes, timeout=timeout).username
-
-
 def sign_in(
     tenant: Tenant,
     *,
@@ -58,8 +42,12 @@ def sign_in(
     scopes: Sequence[str] = (),
     timeout: float | None = DEFAULT_TIMEOUT,
 ) -> SignedIn:
-    """``login`` with everything ``syncctl login`` reports: where the sign-in is cached and
-    how it is protected."""
+    """Sign the administrator in to ``tenant`` and cache the sign-in: who signed in, where
+    it is cached and how it is protected. ``say`` shows a line to the person signing in at
+    once (the device code message, or the address to open when no browser could be
+    started). ``scopes``: the delegated permissions the policies need
+    (``permissions.delegated_scopes``) on top of the defaults and ``credential.scopes``.
+    Raises AuthError subclasses with one-line reasons."""
     if not isinstance(tenant.credential, InteractiveCredential):
         raise AuthError(f"tenant {tenant.id}: the credential is not interactive")
     http = build_http_client(tenant.ca_bundle)

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import stat
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ import yaml
 
 from syncctl.emulator import Emulator, generate_tenant, running_emulator
 from tests.cli.binary import SYNCCTL, run_syncctl
+from tests.cli.streaming import StreamedRun
 
 READ = ("User.Read.All", "GroupMember.Read.All", "Directory.Read.All")
 SECRET_ENV = "LOGIN_TEST_SECRET"
@@ -96,47 +95,15 @@ def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
     }
 
 
-class Login:
+class Login(StreamedRun):
     """``syncctl login ARGS`` running; its stderr read line by line as it comes."""
 
     def __init__(self, cwd: Path, env: dict[str, str], *args: str | Path) -> None:
-        self.process = subprocess.Popen(
-            [SYNCCTL, "login", *map(str, args)],
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.stderr: list[str] = []
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.stderr.append(line)
-            self._lines.put(line)
-        self._lines.put(None)
+        super().__init__("login", *args, cwd=cwd, env=env)
 
     def user_code(self) -> str:
         """The code in Microsoft's message, as soon as login printed it."""
-        while True:
-            line = self._lines.get(timeout=WAIT)
-            if line is None:
-                raise AssertionError(f"login ended without a code: {''.join(self.stderr)}")
-            found = CODE.search(line)
-            if found:
-                return found.group(1)
-
-    def finish(self) -> tuple[int, str, str]:
-        assert self.process.stdout is not None
-        stdout = self.process.stdout.read()
-        code = self.process.wait(timeout=WAIT)
-        self._reader.join(timeout=WAIT)
-        return code, stdout, "".join(self.stderr)
+        return self.wait_for(CODE.pattern)[1]
 
 
 def sign_in(emu: Emulator, cwd: Path, env: dict[str, str], *args: str | Path) -> str:

@@ -5,13 +5,8 @@ and stops cleanly on SIGTERM. Progress is read off its log lines, never timed.""
 from __future__ import annotations
 
 import os
-import queue
 import re
-import signal
 import socket
-import subprocess
-import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,10 +15,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from syncctl.emulator import Emulator
-from tests.cli.binary import SYNCCTL, run_syncctl
+from tests.cli.binary import run_syncctl
 from tests.cli.delta_workspace import SECRET_ENV, Workspace, delta_emulator, scope_user
-
-WAIT = 90.0  # a safety net for a hung process; the tests steer on log lines
+from tests.cli.streaming import StreamedRun
 
 
 @pytest.fixture(scope="module")
@@ -32,63 +26,20 @@ def module_emulator() -> Iterator[Emulator]:
         yield emu
 
 
-class Watch:
-    """A running ``syncctl watch`` whose stderr lines are collected as they come."""
+class Watch(StreamedRun):
+    """A running ``syncctl watch`` of a workspace's policy."""
 
     def __init__(self, space: Workspace, *args: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCCTL_")}
         env.update({"NO_COLOR": "1", SECRET_ENV: space.emu.client_secret})
-        self.process = subprocess.Popen(
-            [SYNCCTL, "watch", space.policy_file.name, *args],
-            cwd=space.root,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.log: list[str] = []
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self._lines.put(line.rstrip("\n"))
-        self._lines.put(None)
-
-    def wait_for(self, pattern: str) -> re.Match[str]:
-        """The first line from now on that matches ``pattern``."""
-        give_up = time.monotonic() + WAIT
-        while True:
-            try:
-                line = self._lines.get(timeout=max(0.0, give_up - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(
-                    f"no line matched {pattern!r}:\n" + "\n".join(self.log)
-                ) from None
-            if line is None:
-                raise AssertionError(f"watch exited before {pattern!r}:\n" + "\n".join(self.log))
-            self.log.append(line)
-            found = re.search(pattern, line)
-            if found:
-                return found
+        super().__init__("watch", space.policy_file.name, *args, cwd=space.root, env=env)
 
     def last_cycle(self) -> int:
-        cycles = [int(m[1]) for m in (re.search(r"cycle (\d+):", x) for x in self.log) if m]
+        cycles = [int(m[1]) for m in (re.search(r"cycle (\d+):", x) for x in self.lines) if m]
         return max(cycles, default=0)
 
     def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=WAIT)
-        while (line := self._lines.get(timeout=WAIT)) is not None:
-            self.log.append(line)
-        return code
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        return self.terminate()
 
 
 @pytest.fixture
@@ -122,7 +73,7 @@ def test_an_entra_change_is_applied_within_two_cycles(
     emu.tenant.disable_user(user)
     before = watch.last_cycle()  # the cycle after it may have read Graph already
     applied = watch.wait_for(r"cycle (\d+): live: success \(disable 1\b.*; applied \d+\)")
-    assert int(applied[1]) <= before + 2, watch.log
+    assert int(applied[1]) <= before + 2, watch.lines
     assert user in space.state()["disabled_at"]
 
     status, text = get(f"{url}/metrics")
@@ -137,8 +88,8 @@ def test_an_entra_change_is_applied_within_two_cycles(
     assert samples[("syncctl_managed_objects", (("kind", "user"), ("policy", "live")))] > 0
     assert get(f"{url}/healthz") == (200, "ok\n")
 
-    assert watch.stop() == 0, watch.log
-    assert "stopped: locks released" in watch.log[-1]
+    assert watch.stop() == 0, watch.lines
+    assert "stopped: locks released" in watch.lines[-1]
     shown = run_syncctl("status", space.policy_file.name, "--format", "json", cwd=space.root)
     assert '"locked_by": null' in shown.stdout, shown.stdout
 
@@ -158,7 +109,7 @@ def test_a_refused_plan_is_reported_and_the_loop_goes_on(
     first = watch.wait_for(r"cycle (\d+): guarded: refused \(disable 1\b.*max_disables")
     watch.wait_for(rf"cycle {int(first[1]) + 1}: guarded: refused .*\(2 failures in a row\)")
     assert user not in space.state().get("disabled_at", {})  # never applied
-    assert watch.stop() == 0, watch.log
+    assert watch.stop() == 0, watch.lines
 
 
 def test_a_metrics_port_in_use_is_a_clear_error(emu: Emulator, tmp_path: Path) -> None:

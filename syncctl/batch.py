@@ -116,6 +116,11 @@ class Batch:
         for run in self.active:
             run.finish(Outcome.INTERRUPTED, self.stop_reason)
 
+    def ended(self) -> list[PolicyResult]:
+        """The results of the runs that have ended so far (nothing is recorded: a run cut
+        short by a cancelled prompt is not written down as failed)."""
+        return [run.result for run in self.runs if run.result is not None]
+
     def results(self) -> list[PolicyResult]:
         """Every run's result, in policy-name order (a run still going counts as failed)."""
         out = []

@@ -146,7 +146,7 @@ def apply_policies(
                     review(batch.runs, now)
                 batch.step(apply_one, writes=True)
             finally:
-                metrics.write([*batch.results(), *early])
+                metrics.write([*batch.ended(), *early])
     finally:
         progress.close()
     results = sorted([*batch.results(), *early], key=lambda r: r.policy)

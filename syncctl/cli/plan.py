@@ -97,7 +97,7 @@ def plan(
             try:
                 batch.step(plan_one)
             finally:
-                metrics.write([*batch.results(), *refused])
+                metrics.write([*batch.ended(), *refused])
     finally:
         progress.close()
     results = sorted([*batch.results(), *refused], key=lambda r: r.policy)

@@ -251,6 +251,9 @@ def test_confirmation_accepts_only_yes(fixture: Path) -> None:
     assert "Apply these changes? Only 'yes' is accepted:" in refused.stderr
     assert "Apply cancelled" in refused.stderr
     assert not (fixture.parent / "generated.db").exists()
+    # Saying no is not a failed run: nothing is recorded for it.
+    status = run_syncctl("status", fixture.name, "--format", "json", cwd=fixture.parent)
+    assert json.loads(status.stdout)["policies"][0]["last_run"] is None, status.stdout
 
     accepted = _apply_on_a_terminal(fixture, "yes")
     assert accepted.returncode == 0, accepted.stderr

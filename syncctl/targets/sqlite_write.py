@@ -236,34 +236,22 @@ class _Batch:
         key = resource.get(KEY_PATH[kind]) or change.address.split("/", 1)[-1]
         resource[KEY_PATH[kind]] = key
         new_id = str(uuid.uuid4())
-        if kind is ObjectKind.USER:
-            self.conn.execute(
-                "INSERT INTO users(id, external_id, user_name, active, attributes, managed_by,"
-                " created_at, updated_at, version) VALUES (?, ?, ?, 1, ?, ?, ?, ?, 1)",
-                (
-                    new_id,
-                    change.source_id,
-                    key,
-                    json.dumps(resource, sort_keys=True),
-                    self.owner,
-                    self.now,
-                    self.now,
-                ),
-            )
-        else:
-            self.conn.execute(
-                "INSERT INTO groups(id, external_id, display_name, attributes, managed_by,"
-                " created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
-                (
-                    new_id,
-                    change.source_id,
-                    key,
-                    json.dumps(resource, sort_keys=True),
-                    self.owner,
-                    self.now,
-                    self.now,
-                ),
-            )
+        # Users have an active column (a new one is active); groups are always active.
+        column, value = ("active, ", "1, ") if kind is ObjectKind.USER else ("", "")
+        self.conn.execute(
+            f"INSERT INTO {TABLE[kind]}(id, external_id, {KEY_COLUMN[kind]}, {column}"
+            "attributes, managed_by, created_at, updated_at, version)"
+            f" VALUES (?, ?, ?, {value}?, ?, ?, ?, 1)",
+            (
+                new_id,
+                change.source_id,
+                key,
+                json.dumps(resource, sort_keys=True),
+                self.owner,
+                self.now,
+                self.now,
+            ),
+        )
         self._ids[kind][change.source_id] = (new_id, self.owner)
         return Outcome(change.address, OutcomeStatus.APPLIED, new_id)
 

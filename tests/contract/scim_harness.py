@@ -93,7 +93,8 @@ class ScimServer:
                 str(SCIM2_SERVER),
                 "--hostname", "127.0.0.1",
                 "--port", str(self.port),
-                "--bearer-token", self.token,
+                # "=": a random token may start with "-", which argparse takes for an option.
+                f"--bearer-token={self.token}",
                 "--dynamic-tenants",
             ]  # fmt: skip
             with tempfile.TemporaryFile() as log:
